@@ -1,0 +1,3 @@
+fn main() {
+    println!("framecast-quantize: not yet implemented");
+}

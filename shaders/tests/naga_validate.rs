@@ -1,0 +1,69 @@
+//! Every kernel family, in every variant the runtime may request, must parse
+//! and validate with naga: no GPU needed.
+
+use framecast_shaders::{Kernel, wgsl};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+fn validate(kernel: Kernel, flags: &[&str]) -> Result<(), String> {
+    let source = wgsl(kernel, flags).map_err(|e| e.to_string())?;
+    let module = naga::front::wgsl::parse_str(&source).map_err(|e| e.emit_to_string(&source))?;
+    let mut caps = Capabilities::empty();
+    if flags.contains(&"F16") {
+        caps |= Capabilities::SHADER_FLOAT16;
+    }
+    if flags.contains(&"SUBGROUPS") {
+        caps |= Capabilities::SUBGROUP;
+    }
+    Validator::new(ValidationFlags::all(), caps)
+        .validate(&module)
+        .map(|_| ())
+        .map_err(|e| e.emit_to_string(&source))
+}
+
+#[test]
+fn every_shader_variant_validates() {
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for &kernel in Kernel::ALL {
+        for &flags in kernel.variants() {
+            count += 1;
+            if let Err(e) = validate(kernel, flags) {
+                failures.push(format!("{} {flags:?}:\n{e}", kernel.name()));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {count} variants failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    println!("{count} shader variants validated");
+}
+
+#[test]
+fn a_broken_shader_is_caught() {
+    // The check above must be able to fail: an f16 variant without the capability does.
+    let source = wgsl(Kernel::Elementwise, &["F16"]).unwrap();
+    let module = naga::front::wgsl::parse_str(&source).unwrap();
+    assert!(
+        Validator::new(ValidationFlags::all(), Capabilities::empty())
+            .validate(&module)
+            .is_err()
+    );
+}
+
+#[test]
+fn every_family_is_registered_once_with_a_file() {
+    let mut names: Vec<_> = Kernel::ALL.iter().map(|k| k.name()).collect();
+    let n = names.len();
+    names.dedup();
+    assert_eq!(names.len(), n);
+    for k in Kernel::ALL {
+        assert!(
+            k.source().contains("@compute"),
+            "{} has no entry point",
+            k.name()
+        );
+    }
+}
