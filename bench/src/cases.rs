@@ -110,6 +110,10 @@ pub struct Case {
     pub burn_bytes: f64,
     /// Part of the `--quick` subset.
     pub quick: bool,
+    /// The burn side is cheap to warm up everywhere (f32, no GEMM autotune):
+    /// on CPU adapters `--quick` runs only these burn sides, since burn's
+    /// autotune of a 1120-row GEMM takes 40 s or more on lavapipe.
+    pub quick_burn: bool,
     pub framecast: Side<FcSetup>,
     pub burn: Side<BurnSetup>,
 }
@@ -151,6 +155,7 @@ pub fn all(fc_f16: bool, burn_f16: bool) -> Vec<Case> {
                 bytes: elems * act.size(),
                 burn_bytes: elems * act.size(),
                 quick,
+                quick_burn: act == Act::F32,
                 framecast: framecast_ops::attention(heads, dim, sq, skv, act),
                 burn: burn_side(act, burn_f16, || {
                     burn_ops::attention(heads, dim, sq, skv, burn_dtype(act))
@@ -171,6 +176,7 @@ pub fn all(fc_f16: bool, burn_f16: bool) -> Vec<Case> {
             bytes: elems * act.size(),
             burn_bytes: elems * act.size(),
             quick: true,
+            quick_burn: act == Act::F32,
             framecast: framecast_ops::conv3d(c, c, [t, h, w], act),
             burn: burn_side(act, burn_f16, || {
                 burn_ops::conv3d(c, c, [t, h, w], burn_dtype(act))
@@ -190,6 +196,7 @@ pub fn all(fc_f16: bool, burn_f16: bool) -> Vec<Case> {
                 bytes: streams * n as f64 * act.size(),
                 burn_bytes: streams * n as f64 * act.size(),
                 quick: true,
+                quick_burn: act == Act::F32,
                 framecast: framecast_ops::elementwise(binary, n, act),
                 burn: burn_side(act, burn_f16, || {
                     burn_ops::elementwise(binary, [rows, cols], burn_dtype(act))
@@ -235,6 +242,7 @@ fn matmul_cases(
             bytes: weights * fmt.weight_bytes() + io * act.size(),
             burn_bytes: (weights + io) * burn_act.size(),
             quick,
+            quick_burn: family == "gemv" && burn_act == Act::F32,
             framecast: framecast_ops::matmul(m, k, n, fmt, act),
             burn,
         });

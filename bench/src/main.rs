@@ -25,7 +25,8 @@ use report::{Outcome, Row};
 #[derive(Parser, Debug)]
 #[command(about = "framecast kernel benchmarks against the FMA peak and burn-wgpu")]
 struct Args {
-    /// Fewer shapes and repetitions (about two minutes on lavapipe).
+    /// Fewer shapes and repetitions (about two minutes on lavapipe, where the
+    /// burn side then runs only its f32 cases without GEMM autotune).
     #[arg(long)]
     quick: bool,
     /// Run only cases whose "family shape format" contains one of these (case-insensitive).
@@ -73,6 +74,7 @@ async fn run(args: Args) -> Result<()> {
             let label = c.label().to_lowercase();
             filters.is_empty() || filters.iter().any(|f| label.contains(f))
         });
+    let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
     let mut rows = Vec::new();
     for case in selected {
         eprintln!("{} ...", case.label());
@@ -84,8 +86,11 @@ async fn run(args: Args) -> Result<()> {
             },
         };
         let burn_outcome = match (&case.burn, &burn) {
+            (_, None) => Outcome::Missing("skipped".into()),
             (Side::Missing(why), _) => Outcome::Missing(why.clone()),
-            (Side::Run(_), None) => Outcome::Missing("skipped".into()),
+            (Side::Run(_), _) if args.quick && cpu && !case.quick_burn => {
+                Outcome::Missing("not in --quick".into())
+            }
             (Side::Run(setup), Some((device, _))) => {
                 // burn reports kernel failures by panicking; keep the other cases going.
                 let bytes = case.burn_bytes;

@@ -48,6 +48,16 @@ fn gbs(bytes: f64, ms: f64) -> f64 {
     bytes / ms / 1e6
 }
 
+/// Three significant figures (rates here span 0.01 to thousands).
+fn sig3(x: f64) -> String {
+    match x.abs() {
+        a if a >= 100.0 => format!("{x:.0}"),
+        a if a >= 10.0 => format!("{x:.1}"),
+        a if a >= 1.0 => format!("{x:.2}"),
+        _ => format!("{x:.3}"),
+    }
+}
+
 impl Row {
     /// The cells after the case's own: framecast ms, GPU ms, GFLOP/s, GB/s,
     /// of peak, burn ms, burn rate, framecast/burn.
@@ -60,11 +70,11 @@ impl Row {
                 cells.push(format!("{ms:.3}"));
                 cells.push(t.gpu_ms.map_or("-".into(), |g| format!("{g:.3}")));
                 cells.push(if compute {
-                    format!("{:.1}", gflops(c.flops, ms))
+                    sig3(gflops(c.flops, ms))
                 } else {
                     "-".into()
                 });
-                cells.push(format!("{:.1}", gbs(c.bytes, ms)));
+                cells.push(sig3(gbs(c.bytes, ms)));
                 cells.push(if compute {
                     format!("{:.0}%", 100.0 * gflops(c.flops, ms) / peak.f32_gflops)
                 } else {
@@ -80,9 +90,9 @@ impl Row {
             Some(ms) => {
                 cells.push(format!("{ms:.3}"));
                 cells.push(if compute {
-                    format!("{:.1} GFLOP/s", gflops(c.flops, ms))
+                    format!("{} GFLOP/s", sig3(gflops(c.flops, ms)))
                 } else {
-                    format!("{:.1} GB/s", gbs(c.burn_bytes, ms))
+                    format!("{} GB/s", sig3(gbs(c.burn_bytes, ms)))
                 });
             }
             None => {
@@ -137,7 +147,13 @@ pub fn markdown(
     rows: &[Row],
 ) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "framecast adapter: {}", gpu.describe());
+    let _ = writeln!(
+        s,
+        "framecast adapter: {} [{} {}]",
+        gpu.describe(),
+        gpu.info.driver,
+        gpu.info.driver_info
+    );
     let _ = writeln!(
         s,
         "burn adapter:      {}",

@@ -52,11 +52,11 @@ impl Budget {
             }
         } else {
             Budget {
-                warmup: 2,
+                warmup: 1,
                 min_reps: 5,
                 max_reps: 9,
                 sample_ms: 50.0,
-                case_ms: 6000.0,
+                case_ms: 4000.0,
                 burn_batch_bytes: 1e9,
                 burn_readback: false,
             }
