@@ -9,5 +9,6 @@ pub mod doctor;
 pub mod gpu;
 pub mod kernels;
 pub mod quant;
+pub mod sched;
 
 pub use gpu::{AdapterChoice, Gpu, GpuError};
