@@ -8,6 +8,7 @@
 pub mod doctor;
 pub mod gpu;
 pub mod kernels;
+pub mod models;
 pub mod quant;
 pub mod sched;
 

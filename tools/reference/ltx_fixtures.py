@@ -205,8 +205,17 @@ def run(variant, out_root):
     store = {k: v.contiguous() for k, v in store.items()}
     save_file(store, os.path.join(out, "reference.safetensors"))
     call["seed"] = seed
+    # Tokenisation as the pipeline does it: padded to max_length, truncated with </s> kept.
+    prompts = [call["prompt"], "", "A Red BALL, bounces!! on the floor... 42 ünïcode",
+               " ".join(["a red ball bounces"] * 20), "zebra quokka"]
+    tokenizer_cases = []
+    for p in prompts:
+        t = pipe.tokenizer(p, padding="max_length", max_length=call["max_sequence_length"], truncation=True,
+                           add_special_tokens=True)
+        tokenizer_cases.append({"prompt": p, "ids": t.input_ids, "mask": t.attention_mask})
     with open(os.path.join(out, "reference.json"), "w") as f:
-        json.dump({"call": call, "tensors": {k: list(v.shape) for k, v in sorted(store.items())}}, f, indent=1)
+        json.dump({"call": call, "tokenizer": tokenizer_cases,
+                   "tensors": {k: list(v.shape) for k, v in sorted(store.items())}}, f, indent=1)
     print(variant, {k: tuple(v.shape) for k, v in sorted(store.items())})
 
 

@@ -148,8 +148,7 @@ async fn pick(
     instance
         .request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
-            force_fallback_adapter: false,
-            compatible_surface: None,
+            ..Default::default()
         })
         .await
         .map_err(|e| GpuError::NoAdapter(format!(" ({e})")))

@@ -1,0 +1,4 @@
+//! Model families. Models know nothing of the browser; kernels know nothing
+//! of models.
+
+pub mod tokenizer;
