@@ -79,6 +79,7 @@ impl Precision {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn rank(info: &wgpu::AdapterInfo) -> u32 {
     let device = match info.device_type {
         wgpu::DeviceType::DiscreteGpu => 40,
