@@ -10,6 +10,8 @@ bash scripts/setup.sh
 
 # Kernel tests must not silently skip on a machine that should have an adapter.
 export FRAMECAST_REQUIRE_GPU=1
+# Tests that need ffprobe/ffmpeg or Chromium fail rather than skip.
+export FRAMECAST_REQUIRE_TOOLS=1
 
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check

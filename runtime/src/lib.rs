@@ -11,5 +11,6 @@ pub mod kernels;
 pub mod models;
 pub mod quant;
 pub mod sched;
+pub mod video;
 
 pub use gpu::{AdapterChoice, Gpu, GpuError};
