@@ -73,15 +73,22 @@ pub fn describe(gpu: &Gpu) -> String {
     s
 }
 
-/// Runs every family's self-check at f32, and at f16 where the adapter has it.
-pub async fn run(gpu: &Gpu) -> Report {
+/// The precisions a self-check covers on this adapter: f32 always, f16
+/// where the device has shader-f16.
+pub fn precisions(gpu: &Gpu) -> Vec<Precision> {
     let mut precisions = vec![Precision::F32];
     if gpu.caps.f16 {
         precisions.push(Precision::F16);
     }
+    precisions
+}
+
+/// Runs the named families' self-checks at every precision of [`precisions`]
+/// (names from [`kernels::FAMILIES`]; another name reports as that family's error).
+pub async fn check(gpu: &Gpu, names: &[&'static str]) -> Vec<FamilyReport> {
     let mut families = Vec::new();
-    for &family in kernels::FAMILIES {
-        for &precision in &precisions {
+    for &family in names {
+        for precision in precisions(gpu) {
             let result = kernels::self_check(gpu, family, precision).await;
             families.push(FamilyReport {
                 family,
@@ -90,9 +97,14 @@ pub async fn run(gpu: &Gpu) -> Report {
             });
         }
     }
+    families
+}
+
+/// Runs every family's self-check at f32, and at f16 where the adapter has it.
+pub async fn run(gpu: &Gpu) -> Report {
     Report {
         adapter: describe(gpu),
-        families,
+        families: check(gpu, kernels::FAMILIES).await,
     }
 }
 

@@ -79,6 +79,7 @@ impl Precision {
     }
 }
 
+/// Native adapters are enumerated and ranked; the browser picks its own.
 #[cfg(not(target_arch = "wasm32"))]
 fn rank(info: &wgpu::AdapterInfo) -> u32 {
     let device = match info.device_type {
@@ -149,6 +150,10 @@ async fn pick(
     instance
         .request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            // apply_limit_buckets stays off: bucketed limits would hide the
+            // adapter's real maximum bindings, which large models need.
             ..Default::default()
         })
         .await
