@@ -117,7 +117,12 @@ impl std::fmt::Display for Report {
                 Ok(checks) => {
                     let worst = checks
                         .iter()
-                        .map(|c| c.nmse / c.bound)
+                        // Exact checks have a zero bound: count them as 0% or failed.
+                        .map(|c| match (c.bound > 0.0, c.passed()) {
+                            (true, _) => c.nmse / c.bound,
+                            (false, true) => 0.0,
+                            (false, false) => f64::INFINITY,
+                        })
                         .fold(0.0f64, f64::max);
                     let verdict = if fam.passed() { "ok  " } else { "FAIL" };
                     writeln!(

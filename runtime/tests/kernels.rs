@@ -61,6 +61,84 @@ fn elementwise() {
 }
 
 #[test]
+fn sampler() {
+    check_family("sampler");
+}
+
+#[test]
+fn rng() {
+    check_family("rng");
+}
+
+#[test]
+fn video() {
+    check_family("video");
+}
+
+#[test]
+fn sampler_rng_video_reject_bad_shapes() {
+    use framecast::gpu::{DType, GpuError};
+    use kernels::sampler::{self, Euler, ModelOutput, Operand};
+    use kernels::{rng, video};
+    let Some(gpu) = gpu() else { return };
+    let t = |shape: &[usize], dtype| gpu.empty(shape, dtype).unwrap();
+    let x = t(&[6, 4], DType::F32);
+    let sigma = t(&[5], DType::F32);
+    let euler = Euler {
+        output: ModelOutput::Velocity,
+        keep_conditioned: None,
+    };
+    let mut step = gpu.step("bad shapes");
+    let is_shape = |r: Result<(), GpuError>| matches!(r, Err(GpuError::Shape { .. }));
+    // 24 elements are not whole tokens of 5 sigmas.
+    assert!(is_shape(sampler::encode_step(
+        &mut step, &x, &x, &sigma, &sigma, None, euler
+    )));
+    // Writing into an input must go through the in-place path.
+    let sigma6 = t(&[6], DType::F32);
+    assert!(is_shape(sampler::encode_step(
+        &mut step,
+        &x,
+        &x.clone(),
+        &sigma6,
+        &sigma6,
+        Some(&x),
+        euler
+    )));
+    // cond would be read past its end.
+    let out = t(&[6, 4], DType::F32);
+    let cond = Operand {
+        tensor: &x,
+        offset: 1,
+    };
+    assert!(is_shape(sampler::encode_cfg(
+        &mut step,
+        cond,
+        Operand::whole(&x),
+        &out,
+        3.0,
+        None
+    )));
+    assert!(is_shape(rng::encode_u32(
+        &mut step,
+        &x,
+        rng::Stream::new(1, 0)
+    )));
+    let frames = t(&[3, 2, 5, 7], DType::F32);
+    assert!(is_shape(video::encode_rgba8(
+        &mut step,
+        &frames,
+        &t(&[2, 5, 6], DType::U32)
+    )));
+    assert!(is_shape(video::encode_rgba8(
+        &mut step,
+        &x,
+        &t(&[24], DType::U32)
+    )));
+    assert!(step.is_empty(), "a rejected call recorded work");
+}
+
+#[test]
 fn every_family_has_a_test_here() {
     let this = include_str!("kernels.rs");
     for f in kernels::FAMILIES {

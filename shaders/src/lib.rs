@@ -21,17 +21,28 @@ pub use preprocess::{PreprocessError, preprocess};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kernel {
     Elementwise,
+    Sampler,
+    Rng,
+    Video,
 }
 
 /// A set of preprocessor flags that the naga test validates for a family.
 pub type Variant = &'static [&'static str];
 
 impl Kernel {
-    pub const ALL: &'static [Kernel] = &[Kernel::Elementwise];
+    pub const ALL: &'static [Kernel] = &[
+        Kernel::Elementwise,
+        Kernel::Sampler,
+        Kernel::Rng,
+        Kernel::Video,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Elementwise => "elementwise",
+            Kernel::Sampler => "sampler",
+            Kernel::Rng => "rng",
+            Kernel::Video => "video",
         }
     }
 
@@ -39,14 +50,20 @@ impl Kernel {
     pub fn source(self) -> &'static str {
         match self {
             Kernel::Elementwise => include_str!("../elementwise.wgsl"),
+            Kernel::Sampler => include_str!("../sampler.wgsl"),
+            Kernel::Rng => include_str!("../rng.wgsl"),
+            Kernel::Video => include_str!("../video.wgsl"),
         }
     }
 
     /// Every flag combination the runtime may ask for; the naga test checks each.
     pub fn variants(self) -> &'static [Variant] {
         const PRECISION: &[Variant] = &[&[], &["F16"]];
+        // The Euler step may update the latents in place (INPLACE).
+        const SAMPLER: &[Variant] = &[&[], &["F16"], &["INPLACE"], &["F16", "INPLACE"]];
         match self {
-            Kernel::Elementwise => PRECISION,
+            Kernel::Elementwise | Kernel::Rng | Kernel::Video => PRECISION,
+            Kernel::Sampler => SAMPLER,
         }
     }
 }

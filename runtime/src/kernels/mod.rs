@@ -5,13 +5,16 @@
 //! Kernels know nothing of models: they take tensors and sizes.
 
 pub mod elementwise;
+pub mod rng;
+pub mod sampler;
 pub mod testing;
+pub mod video;
 
 use crate::gpu::{DType, Gpu, GpuError, Precision, Tensor};
 use testing::Check;
 
 /// Every kernel family, by the name `framecast doctor` and the browser use.
-pub const FAMILIES: &[&str] = &["elementwise"];
+pub const FAMILIES: &[&str] = &["elementwise", "sampler", "rng", "video"];
 
 /// Runs one family's table of cases against its CPU reference.
 pub async fn self_check(
@@ -27,6 +30,9 @@ pub async fn self_check(
     }
     match family {
         "elementwise" => elementwise::self_check(gpu, precision).await,
+        "sampler" => sampler::self_check(gpu, precision).await,
+        "rng" => rng::self_check(gpu, precision).await,
+        "video" => video::self_check(gpu, precision).await,
         other => Err(GpuError::shape(
             "self_check",
             format!("unknown kernel family '{other}'"),
