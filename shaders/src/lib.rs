@@ -21,17 +21,21 @@ pub use preprocess::{PreprocessError, preprocess};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kernel {
     Elementwise,
+    Norm,
+    Rope,
 }
 
 /// A set of preprocessor flags that the naga test validates for a family.
 pub type Variant = &'static [&'static str];
 
 impl Kernel {
-    pub const ALL: &'static [Kernel] = &[Kernel::Elementwise];
+    pub const ALL: &'static [Kernel] = &[Kernel::Elementwise, Kernel::Norm, Kernel::Rope];
 
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Elementwise => "elementwise",
+            Kernel::Norm => "norm",
+            Kernel::Rope => "rope",
         }
     }
 
@@ -39,14 +43,41 @@ impl Kernel {
     pub fn source(self) -> &'static str {
         match self {
             Kernel::Elementwise => include_str!("../elementwise.wgsl"),
+            Kernel::Norm => include_str!("../norm.wgsl"),
+            Kernel::Rope => include_str!("../rope.wgsl"),
         }
     }
 
     /// Every flag combination the runtime may ask for; the naga test checks each.
     pub fn variants(self) -> &'static [Variant] {
         const PRECISION: &[Variant] = &[&[], &["F16"]];
+        // rms_norm / layer_norm / pixel_norm: optional weight, modulation, and
+        // the scale_shift_table row (only with modulation); gated_residual
+        // under GATE, with or without the table row.
+        const NORM: &[Variant] = &[
+            &[],
+            &["WEIGHT"],
+            &["MOD"],
+            &["MOD", "WEIGHT"],
+            &["MOD", "TABLE"],
+            &["MOD", "TABLE", "WEIGHT"],
+            &["F16"],
+            &["F16", "WEIGHT"],
+            &["F16", "MOD"],
+            &["F16", "MOD", "WEIGHT"],
+            &["F16", "MOD", "TABLE"],
+            &["F16", "MOD", "TABLE", "WEIGHT"],
+            &["GATE"],
+            &["GATE", "TABLE"],
+            &["F16", "GATE"],
+            &["F16", "GATE", "TABLE"],
+        ];
+        // rope_apply at either precision; rope_table (TABLE) is f32 only.
+        const ROPE: &[Variant] = &[&[], &["F16"], &["TABLE"]];
         match self {
             Kernel::Elementwise => PRECISION,
+            Kernel::Norm => NORM,
+            Kernel::Rope => ROPE,
         }
     }
 }

@@ -5,13 +5,18 @@
 //! Kernels know nothing of models: they take tensors and sizes.
 
 pub mod elementwise;
+pub mod norm;
+pub mod rope;
+pub mod rows;
 pub mod testing;
+
+pub use rows::Rows;
 
 use crate::gpu::{DType, Gpu, GpuError, Precision, Tensor};
 use testing::Check;
 
 /// Every kernel family, by the name `framecast doctor` and the browser use.
-pub const FAMILIES: &[&str] = &["elementwise"];
+pub const FAMILIES: &[&str] = &["elementwise", "norm", "rope"];
 
 /// Runs one family's table of cases against its CPU reference.
 pub async fn self_check(
@@ -27,6 +32,8 @@ pub async fn self_check(
     }
     match family {
         "elementwise" => elementwise::self_check(gpu, precision).await,
+        "norm" => norm::self_check(gpu, precision).await,
+        "rope" => rope::self_check(gpu, precision).await,
         other => Err(GpuError::shape(
             "self_check",
             format!("unknown kernel family '{other}'"),
