@@ -139,6 +139,16 @@ fn sampler_rng_video_reject_bad_shapes() {
 }
 
 #[test]
+fn norm() {
+    check_family("norm");
+}
+
+#[test]
+fn rope() {
+    check_family("rope");
+}
+
+#[test]
 fn every_family_has_a_test_here() {
     let this = include_str!("kernels.rs");
     for f in kernels::FAMILIES {
@@ -147,4 +157,85 @@ fn every_family_has_a_test_here() {
             "no test for kernel family {f}"
         );
     }
+}
+
+#[test]
+fn norm_and_rope_reject_bad_shapes_with_typed_errors() {
+    use framecast::GpuError;
+    use framecast::gpu::DType;
+    use framecast::kernels::{Rows, norm, rope};
+    let Some(gpu) = gpu() else { return };
+    let shape_error = |r: Result<(), GpuError>| matches!(r, Err(GpuError::Shape { .. }));
+    let x = gpu.empty(&[3, 8], DType::F32).unwrap();
+    let out = gpu.empty(&[3, 8], DType::F32).unwrap();
+    let emb = gpu.empty(&[2, 16], DType::F32).unwrap();
+    let half = gpu.empty(&[3, 8], DType::F16).unwrap();
+    let mut step = gpu.step("bad shapes");
+    let rms = norm::Norm::Rms;
+    // A view that runs past the end of its tensor.
+    let past = Rows {
+        offset: 1,
+        ..Rows::contiguous(&x, 8)
+    };
+    assert!(shape_error(norm::encode(
+        &mut step, rms, past, None, 1e-6, None, &out
+    )));
+    // Modulation with 2 rows for 3 tokens (neither broadcast nor per token).
+    let m = norm::Modulation::chunks(&emb, None, 8, 2, 0, 1);
+    let xv = Rows::contiguous(&x, 8);
+    assert!(shape_error(norm::encode(
+        &mut step,
+        rms,
+        xv,
+        None,
+        1e-6,
+        Some(&m),
+        &out
+    )));
+    // In place, mixed element types, a weight of the wrong length.
+    assert!(shape_error(norm::encode(
+        &mut step, rms, xv, None, 1e-6, None, &x
+    )));
+    assert!(shape_error(norm::encode(
+        &mut step, rms, xv, None, 1e-6, None, &half
+    )));
+    assert!(shape_error(norm::encode(
+        &mut step,
+        rms,
+        xv,
+        Some(&emb),
+        1e-6,
+        None,
+        &out
+    )));
+    // A gate whose rows do not divide x.
+    let gate = norm::Gate::chunk(&emb, None, 16, 1, 0);
+    assert!(shape_error(norm::gated_residual(
+        &mut step, &x, &x, &gate, &out
+    )));
+    // Pixel-norm modulation must be per channel (one row).
+    let m2 = norm::Modulation::chunks(&emb, None, 3, 1, 0, 0);
+    assert!(shape_error(norm::pixel_norm(
+        &mut step,
+        xv,
+        None,
+        1e-8,
+        Some(&m2),
+        &out
+    )));
+    // Rope: odd dim, f16 tables, coordinates that are not [T, 3].
+    let odd = gpu.empty(&[3, 7], DType::F32).unwrap();
+    let odd_out = gpu.empty(&[3, 7], DType::F32).unwrap();
+    let ov = Rows::contiguous(&odd, 7);
+    assert!(shape_error(rope::rope_apply(
+        &mut step, ov, &odd, &odd, &odd_out
+    )));
+    assert!(shape_error(rope::rope_apply(
+        &mut step, xv, &half, &half, &out
+    )));
+    let freqs = gpu.empty(&[1], DType::F32).unwrap();
+    assert!(shape_error(rope::rope_table(
+        &mut step, &out, &freqs, 8, &x, &emb
+    )));
+    assert!(step.is_empty(), "a rejected call recorded work");
 }

@@ -24,6 +24,8 @@ pub enum Kernel {
     Sampler,
     Rng,
     Video,
+    Norm,
+    Rope,
 }
 
 /// A set of preprocessor flags that the naga test validates for a family.
@@ -32,6 +34,8 @@ pub type Variant = &'static [&'static str];
 impl Kernel {
     pub const ALL: &'static [Kernel] = &[
         Kernel::Elementwise,
+        Kernel::Norm,
+        Kernel::Rope,
         Kernel::Sampler,
         Kernel::Rng,
         Kernel::Video,
@@ -43,6 +47,8 @@ impl Kernel {
             Kernel::Sampler => "sampler",
             Kernel::Rng => "rng",
             Kernel::Video => "video",
+            Kernel::Norm => "norm",
+            Kernel::Rope => "rope",
         }
     }
 
@@ -53,6 +59,8 @@ impl Kernel {
             Kernel::Sampler => include_str!("../sampler.wgsl"),
             Kernel::Rng => include_str!("../rng.wgsl"),
             Kernel::Video => include_str!("../video.wgsl"),
+            Kernel::Norm => include_str!("../norm.wgsl"),
+            Kernel::Rope => include_str!("../rope.wgsl"),
         }
     }
 
@@ -61,9 +69,34 @@ impl Kernel {
         const PRECISION: &[Variant] = &[&[], &["F16"]];
         // The Euler step may update the latents in place (INPLACE).
         const SAMPLER: &[Variant] = &[&[], &["F16"], &["INPLACE"], &["F16", "INPLACE"]];
+        // rms_norm / layer_norm / pixel_norm: optional weight, modulation, and
+        // the scale_shift_table row (only with modulation); gated_residual
+        // under GATE, with or without the table row.
+        const NORM: &[Variant] = &[
+            &[],
+            &["WEIGHT"],
+            &["MOD"],
+            &["MOD", "WEIGHT"],
+            &["MOD", "TABLE"],
+            &["MOD", "TABLE", "WEIGHT"],
+            &["F16"],
+            &["F16", "WEIGHT"],
+            &["F16", "MOD"],
+            &["F16", "MOD", "WEIGHT"],
+            &["F16", "MOD", "TABLE"],
+            &["F16", "MOD", "TABLE", "WEIGHT"],
+            &["GATE"],
+            &["GATE", "TABLE"],
+            &["F16", "GATE"],
+            &["F16", "GATE", "TABLE"],
+        ];
+        // rope_apply at either precision; rope_table (TABLE) is f32 only.
+        const ROPE: &[Variant] = &[&[], &["F16"], &["TABLE"]];
         match self {
             Kernel::Elementwise | Kernel::Rng | Kernel::Video => PRECISION,
             Kernel::Sampler => SAMPLER,
+            Kernel::Norm => NORM,
+            Kernel::Rope => ROPE,
         }
     }
 }

@@ -5,16 +5,21 @@
 //! Kernels know nothing of models: they take tensors and sizes.
 
 pub mod elementwise;
+pub mod norm;
 pub mod rng;
+pub mod rope;
+pub mod rows;
 pub mod sampler;
 pub mod testing;
 pub mod video;
+
+pub use rows::Rows;
 
 use crate::gpu::{DType, Gpu, GpuError, Precision, Tensor};
 use testing::Check;
 
 /// Every kernel family, by the name `framecast doctor` and the browser use.
-pub const FAMILIES: &[&str] = &["elementwise", "sampler", "rng", "video"];
+pub const FAMILIES: &[&str] = &["elementwise", "norm", "rope", "sampler", "rng", "video"];
 
 /// Runs one family's table of cases against its CPU reference.
 pub async fn self_check(
@@ -33,6 +38,8 @@ pub async fn self_check(
         "sampler" => sampler::self_check(gpu, precision).await,
         "rng" => rng::self_check(gpu, precision).await,
         "video" => video::self_check(gpu, precision).await,
+        "norm" => norm::self_check(gpu, precision).await,
+        "rope" => rope::self_check(gpu, precision).await,
         other => Err(GpuError::shape(
             "self_check",
             format!("unknown kernel family '{other}'"),
