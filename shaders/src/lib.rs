@@ -21,17 +21,19 @@ pub use preprocess::{PreprocessError, preprocess};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kernel {
     Elementwise,
+    Matmul,
 }
 
 /// A set of preprocessor flags that the naga test validates for a family.
 pub type Variant = &'static [&'static str];
 
 impl Kernel {
-    pub const ALL: &'static [Kernel] = &[Kernel::Elementwise];
+    pub const ALL: &'static [Kernel] = &[Kernel::Elementwise, Kernel::Matmul];
 
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Elementwise => "elementwise",
+            Kernel::Matmul => "matmul",
         }
     }
 
@@ -39,14 +41,43 @@ impl Kernel {
     pub fn source(self) -> &'static str {
         match self {
             Kernel::Elementwise => include_str!("../elementwise.wgsl"),
+            Kernel::Matmul => include_str!("../matmul.wgsl"),
         }
     }
 
     /// Every flag combination the runtime may ask for; the naga test checks each.
     pub fn variants(self) -> &'static [Variant] {
         const PRECISION: &[Variant] = &[&[], &["F16"]];
+        // Activation precision x weight format (q4/q8 always with K4) x K4 x bias.
+        const MATMUL: &[Variant] = &[
+            &[],
+            &["BIAS"],
+            &["K4"],
+            &["BIAS", "K4"],
+            &["WF16"],
+            &["BIAS", "WF16"],
+            &["K4", "WF16"],
+            &["BIAS", "K4", "WF16"],
+            &["K4", "Q8", "QUANT"],
+            &["BIAS", "K4", "Q8", "QUANT"],
+            &["K4", "Q4", "QUANT"],
+            &["BIAS", "K4", "Q4", "QUANT"],
+            &["F16"],
+            &["BIAS", "F16"],
+            &["F16", "K4"],
+            &["BIAS", "F16", "K4"],
+            &["F16", "WF16"],
+            &["BIAS", "F16", "WF16"],
+            &["F16", "K4", "WF16"],
+            &["BIAS", "F16", "K4", "WF16"],
+            &["F16", "K4", "Q8", "QUANT"],
+            &["BIAS", "F16", "K4", "Q8", "QUANT"],
+            &["F16", "K4", "Q4", "QUANT"],
+            &["BIAS", "F16", "K4", "Q4", "QUANT"],
+        ];
         match self {
             Kernel::Elementwise => PRECISION,
+            Kernel::Matmul => MATMUL,
         }
     }
 }

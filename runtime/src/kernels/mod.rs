@@ -5,13 +5,14 @@
 //! Kernels know nothing of models: they take tensors and sizes.
 
 pub mod elementwise;
+pub mod matmul;
 pub mod testing;
 
 use crate::gpu::{DType, Gpu, GpuError, Precision, Tensor};
 use testing::Check;
 
 /// Every kernel family, by the name `framecast doctor` and the browser use.
-pub const FAMILIES: &[&str] = &["elementwise"];
+pub const FAMILIES: &[&str] = &["elementwise", "matmul"];
 
 /// Runs one family's table of cases against its CPU reference.
 pub async fn self_check(
@@ -27,6 +28,7 @@ pub async fn self_check(
     }
     match family {
         "elementwise" => elementwise::self_check(gpu, precision).await,
+        "matmul" => matmul::self_check(gpu, precision).await,
         other => Err(GpuError::shape(
             "self_check",
             format!("unknown kernel family '{other}'"),
