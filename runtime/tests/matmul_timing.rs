@@ -2,7 +2,9 @@
 //! (not a benchmark: the `bench` crate compares against burn and the peak).
 //!
 //! cargo test --release -p framecast --test matmul_timing -- --ignored --nocapture
-//! MATMUL_SHAPES="1120x2048x2048" narrows the GEMM shapes (M x K x N).
+//! MATMUL_SHAPES="1120x2048x2048,1120x2048x8192" sets the GEMM shapes (M x K x N),
+//! MATMUL_FORMATS=f32,q4, MATMUL_F16=0, MATMUL_GEMV_M=1,16 and MATMUL_GEMV_N=4096,10240
+//! narrow the rest.
 
 use std::time::Instant;
 
@@ -98,14 +100,26 @@ fn matmul_timing() -> anyhow::Result<()> {
         Ok(s) => s.split(',').filter_map(|t| t.parse().ok()).collect(),
         Err(_) => vec![1, 4, 8, 16],
     };
-    for m in gemv_ms {
+    let gemv_ns: Vec<usize> = match std::env::var("MATMUL_GEMV_N") {
+        Ok(s) => s.split(',').filter_map(|t| t.parse().ok()).collect(),
+        Err(_) => vec![4096],
+    };
+    // GEMM on the GEMV shapes only with MATMUL_GEMV_BOTH=1 (finding the crossover).
+    let paths: &[Path] = match std::env::var("MATMUL_GEMV_BOTH").as_deref() {
+        Ok("1") => &[Path::Gemv, Path::Gemm],
+        _ => &[Path::Auto],
+    };
+    for (m, n) in gemv_ms
+        .iter()
+        .flat_map(|&m| gemv_ns.iter().map(move |&n| (m, n)))
+    {
         for &format in &formats {
-            for path in [Path::Gemv, Path::Gemm] {
-                let shape = (m, 4096, 4096);
+            for &path in paths {
+                let shape = (m, 4096, n);
                 let (g, c) = time(&gpu, Precision::F32, path, shape, format)?;
                 // Weight bytes streamed per second: the GEMV's real limit.
-                let bytes = 4096.0 * format.row_bytes(4096) as f64;
-                let gbs = g * 1e9 / (2.0 * (m * 4096 * 4096) as f64) * bytes / 1e9;
+                let bytes = (n * format.row_bytes(4096)) as f64;
+                let gbs = g * 1e9 / (2.0 * (m * 4096 * n) as f64) * bytes / 1e9;
                 println!(
                     "{path:?} {shape:?} w {}: {g:.2} GFLOP/s, {gbs:.1} GB/s of weights ({c:.2} GFLOP per CPU-second)",
                     format.name()

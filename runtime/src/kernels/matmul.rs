@@ -8,7 +8,7 @@
 
 mod weight;
 
-pub use weight::{Weight, WeightFormat, WeightPart, check_shape, dequantized};
+pub use weight::{Weight, WeightFormat, WeightPart, check_shape, dequantized, rows_per_part};
 
 use bytemuck::{Pod, Zeroable};
 use framecast_shaders::Kernel;

@@ -131,17 +131,30 @@ pub fn dequantized(
     })
 }
 
-/// The most bytes one part's buffer may have on this device. The buffer pool
-/// rounds sizes up to 8 classes per power of two, so stay on a class boundary
-/// that the rounded buffer still fits under.
-fn part_byte_cap(gpu: &Gpu) -> u64 {
-    let limit = (gpu.limits.max_storage_buffer_binding_size as u64).min(gpu.limits.max_buffer_size);
+/// The most bytes one part's buffer may have under a binding limit of
+/// `limit` bytes. The buffer pool rounds sizes up to 8 classes per power of
+/// two, so stay on a class boundary that the rounded buffer still fits under.
+fn part_byte_cap(limit: u64) -> u64 {
     if limit < 256 {
         return 0;
     }
     let top = 1u64 << (63 - limit.leading_zeros());
     let step = (top / 8).max(1);
     limit / step * step
+}
+
+fn device_limit(gpu: &Gpu) -> u64 {
+    (gpu.limits.max_storage_buffer_binding_size as u64).min(gpu.limits.max_buffer_size)
+}
+
+/// The most rows one part may hold under a binding limit of `limit` bytes:
+/// its values and scales must each fit, and element indices a u32.
+pub fn rows_per_part(limit: u64, format: WeightFormat, k: usize, group: usize) -> usize {
+    let cap = part_byte_cap(limit) as usize;
+    let by_values = cap / format.row_bytes(k).max(1);
+    let by_scales = cap / format.row_scale_bytes(k, group).max(1);
+    let by_index = (u32::MAX as usize - 16) / k.max(1);
+    by_values.min(by_scales).min(by_index)
 }
 
 impl Weight {
@@ -250,7 +263,7 @@ impl Weight {
             return Err(GpuError::TooLarge {
                 label: format!("one row of a {format:?} [{n}, {k}] weight"),
                 bytes: row_bytes as u64,
-                limit: part_byte_cap(gpu),
+                limit: part_byte_cap(device_limit(gpu)),
             });
         }
         let mut parts = Vec::with_capacity(n.div_ceil(per_part));
@@ -293,14 +306,9 @@ impl Weight {
         })
     }
 
-    /// The most rows one part may hold on this device: its values and scales
-    /// must each fit a storage binding, and element indices must fit a u32.
+    /// The most rows one part may hold on this device (see [`rows_per_part`]).
     pub fn max_rows_per_part(gpu: &Gpu, format: WeightFormat, k: usize, group: usize) -> usize {
-        let cap = part_byte_cap(gpu) as usize;
-        let by_values = cap / format.row_bytes(k).max(1);
-        let by_scales = cap / format.row_scale_bytes(k, group).max(1);
-        let by_index = (u32::MAX as usize - 16) / k.max(1);
-        by_values.min(by_scales).min(by_index)
+        rows_per_part(device_limit(gpu), format, k, group)
     }
 
     /// Checks that the parts cover the rows in order with tensors of the
@@ -348,5 +356,53 @@ impl Weight {
             .iter()
             .map(|p| p.values.bytes() + p.scales.as_ref().map_or(0, Tensor::bytes))
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_fit_the_binding_after_pool_rounding() {
+        // The pool's size classes: 8 per power of two, rounding up.
+        let class = |b: u64| {
+            let b = b.max(256);
+            let step = 1u64 << (63 - b.leading_zeros() as u64).saturating_sub(3);
+            b.div_ceil(step) * step
+        };
+        for limit in [128u64 << 20, (1 << 31) - 1, u32::MAX as u64, 1000, 300] {
+            for format in WeightFormat::ALL {
+                for k in [32usize, 4096, 10240] {
+                    let rows = rows_per_part(limit, format, k, 32);
+                    let bytes = (rows * format.row_bytes(k)) as u64;
+                    assert!(
+                        class(bytes.div_ceil(4) * 4) <= limit,
+                        "{limit} {format:?} {k}"
+                    );
+                    // Not needlessly small: one more row would not fit.
+                    let more = ((rows + 1) * format.row_bytes(k)) as u64;
+                    assert!(
+                        more > part_byte_cap(limit) || rows * k >= (u32::MAX as usize - 16) - k
+                    );
+                }
+            }
+        }
+        // 128 MiB holds a 4096-wide f32 weight's 8192 rows exactly.
+        assert_eq!(rows_per_part(128 << 20, WeightFormat::F32, 4096, 32), 8192);
+        assert_eq!(rows_per_part(128 << 20, WeightFormat::Q4, 4096, 32), 65536);
+    }
+
+    #[test]
+    fn shapes_the_format_cannot_hold_are_errors() {
+        assert!(check_shape(WeightFormat::F32, 3, 37, 0).is_ok());
+        assert!(check_shape(WeightFormat::F16, 0, 8, 32).is_err());
+        assert!(check_shape(WeightFormat::Q4, 3, 48, 32).is_err());
+        assert!(check_shape(WeightFormat::Q4, 3, 48, 12).is_err());
+        assert!(check_shape(WeightFormat::Q8, 3, 48, 16).is_ok());
+        assert!(dequantized(&[0.0; 5], 2, 3, WeightFormat::F32, 32).is_err());
+        let w = [0.5f32, -1.0, 0.1, 1.0 / 3.0];
+        let d = dequantized(&w, 1, 4, WeightFormat::F16, 32).unwrap_or_default();
+        assert_eq!(d[3], f16::from_f32(1.0 / 3.0).to_f32());
     }
 }
