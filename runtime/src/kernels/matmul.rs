@@ -1,7 +1,7 @@
 //! Linear layers: `Y[M, N] = X[M, K] · Wᵀ + b` with f32, f16, q8 or q4
 //! weights ([`Weight`]) and f32 accumulation.
 //!
-//! Two paths, picked by M: a tiled GEMM (workgroup-memory tiles, 4x4 outputs
+//! Two paths, picked by M: a tiled GEMM (workgroup-memory tiles, 8x8 outputs
 //! per invocation, q4/q8 dequantised while the W tile loads) for many rows,
 //! and a GEMV (a team of invocations per W row splitting K, then a workgroup
 //! reduction) for up to [`GEMV_MAX_M`] rows, where reading W once is the cost.

@@ -144,7 +144,9 @@ fn part_byte_cap(limit: u64) -> u64 {
 }
 
 fn device_limit(gpu: &Gpu) -> u64 {
-    (gpu.limits.max_storage_buffer_binding_size as u64).min(gpu.limits.max_buffer_size)
+    gpu.limits
+        .max_storage_buffer_binding_size
+        .min(gpu.limits.max_buffer_size)
 }
 
 /// The most rows one part may hold under a binding limit of `limit` bytes:
