@@ -149,6 +149,11 @@ fn rope() {
 }
 
 #[test]
+fn matmul() {
+    check_family("matmul");
+}
+
+#[test]
 fn every_family_has_a_test_here() {
     let this = include_str!("kernels.rs");
     for f in kernels::FAMILIES {
@@ -238,4 +243,33 @@ fn norm_and_rope_reject_bad_shapes_with_typed_errors() {
         &mut step, &out, &freqs, 8, &x, &emb
     )));
     assert!(step.is_empty(), "a rejected call recorded work");
+}
+
+#[test]
+fn matmul_rejects_mismatched_shapes() -> anyhow::Result<()> {
+    use framecast::gpu::{DType, GpuError};
+    use framecast::kernels::matmul::{Weight, WeightFormat, encode};
+    let Some(gpu) = gpu() else { return Ok(()) };
+    let mut w = Weight::upload(gpu, &[0.5; 8 * 32], 8, 32, WeightFormat::Q4, 32)?;
+    let x = gpu.empty(&[3, 32], DType::F32)?;
+    let y = gpu.empty(&[3, 8], DType::F32)?;
+    let shape_error = |r: Result<(), GpuError>| matches!(r, Err(GpuError::Shape { .. }));
+    let mut step = gpu.step("matmul shapes");
+    encode(&mut step, &x, &w, None, &y)?;
+    let x31 = gpu.empty(&[3, 31], DType::F32)?;
+    assert!(shape_error(encode(&mut step, &x31, &w, None, &y)));
+    let y9 = gpu.empty(&[3, 9], DType::F32)?;
+    assert!(shape_error(encode(&mut step, &x, &w, None, &y9)));
+    let b7 = gpu.empty(&[7], DType::F32)?;
+    assert!(shape_error(encode(&mut step, &x, &w, Some(&b7), &y)));
+    if gpu.caps.f16 {
+        let y16 = gpu.empty(&[3, 8], DType::F16)?;
+        assert!(shape_error(encode(&mut step, &x, &w, None, &y16)));
+    }
+    // Parts that no longer cover the rows are caught before any dispatch.
+    w.n = 9;
+    assert!(shape_error(encode(&mut step, &x, &w, None, &y)));
+    assert!(Weight::upload(gpu, &[0.5; 8 * 30], 8, 30, WeightFormat::Q4, 32).is_err());
+    assert_eq!(step.len(), 1);
+    Ok(())
 }

@@ -26,6 +26,7 @@ pub enum Kernel {
     Video,
     Norm,
     Rope,
+    Matmul,
 }
 
 /// A set of preprocessor flags that the naga test validates for a family.
@@ -34,6 +35,7 @@ pub type Variant = &'static [&'static str];
 impl Kernel {
     pub const ALL: &'static [Kernel] = &[
         Kernel::Elementwise,
+        Kernel::Matmul,
         Kernel::Norm,
         Kernel::Rope,
         Kernel::Sampler,
@@ -49,6 +51,7 @@ impl Kernel {
             Kernel::Video => "video",
             Kernel::Norm => "norm",
             Kernel::Rope => "rope",
+            Kernel::Matmul => "matmul",
         }
     }
 
@@ -61,6 +64,7 @@ impl Kernel {
             Kernel::Video => include_str!("../video.wgsl"),
             Kernel::Norm => include_str!("../norm.wgsl"),
             Kernel::Rope => include_str!("../rope.wgsl"),
+            Kernel::Matmul => include_str!("../matmul.wgsl"),
         }
     }
 
@@ -92,11 +96,39 @@ impl Kernel {
         ];
         // rope_apply at either precision; rope_table (TABLE) is f32 only.
         const ROPE: &[Variant] = &[&[], &["F16"], &["TABLE"]];
+        // Activation precision x weight format (q4/q8 always with K4) x K4 x bias.
+        const MATMUL: &[Variant] = &[
+            &[],
+            &["BIAS"],
+            &["K4"],
+            &["BIAS", "K4"],
+            &["WF16"],
+            &["BIAS", "WF16"],
+            &["K4", "WF16"],
+            &["BIAS", "K4", "WF16"],
+            &["K4", "Q8", "QUANT"],
+            &["BIAS", "K4", "Q8", "QUANT"],
+            &["K4", "Q4", "QUANT"],
+            &["BIAS", "K4", "Q4", "QUANT"],
+            &["F16"],
+            &["BIAS", "F16"],
+            &["F16", "K4"],
+            &["BIAS", "F16", "K4"],
+            &["F16", "WF16"],
+            &["BIAS", "F16", "WF16"],
+            &["F16", "K4", "WF16"],
+            &["BIAS", "F16", "K4", "WF16"],
+            &["F16", "K4", "Q8", "QUANT"],
+            &["BIAS", "F16", "K4", "Q8", "QUANT"],
+            &["F16", "K4", "Q4", "QUANT"],
+            &["BIAS", "F16", "K4", "Q4", "QUANT"],
+        ];
         match self {
             Kernel::Elementwise | Kernel::Rng | Kernel::Video => PRECISION,
             Kernel::Sampler => SAMPLER,
             Kernel::Norm => NORM,
             Kernel::Rope => ROPE,
+            Kernel::Matmul => MATMUL,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! Kernels know nothing of models: they take tensors and sizes.
 
 pub mod elementwise;
+pub mod matmul;
 pub mod norm;
 pub mod rng;
 pub mod rope;
@@ -19,7 +20,15 @@ use crate::gpu::{DType, Gpu, GpuError, Precision, Tensor};
 use testing::Check;
 
 /// Every kernel family, by the name `framecast doctor` and the browser use.
-pub const FAMILIES: &[&str] = &["elementwise", "norm", "rope", "sampler", "rng", "video"];
+pub const FAMILIES: &[&str] = &[
+    "elementwise",
+    "matmul",
+    "norm",
+    "rope",
+    "sampler",
+    "rng",
+    "video",
+];
 
 /// Runs one family's table of cases against its CPU reference.
 pub async fn self_check(
@@ -40,6 +49,7 @@ pub async fn self_check(
         "video" => video::self_check(gpu, precision).await,
         "norm" => norm::self_check(gpu, precision).await,
         "rope" => rope::self_check(gpu, precision).await,
+        "matmul" => matmul::self_check(gpu, precision).await,
         other => Err(GpuError::shape(
             "self_check",
             format!("unknown kernel family '{other}'"),
