@@ -61,6 +61,11 @@ fn elementwise() {
 }
 
 #[test]
+fn attention() {
+    check_family("attention");
+}
+
+#[test]
 fn every_family_has_a_test_here() {
     let this = include_str!("kernels.rs");
     for f in kernels::FAMILIES {

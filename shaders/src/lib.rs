@@ -21,17 +21,19 @@ pub use preprocess::{PreprocessError, preprocess};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kernel {
     Elementwise,
+    Attention,
 }
 
 /// A set of preprocessor flags that the naga test validates for a family.
 pub type Variant = &'static [&'static str];
 
 impl Kernel {
-    pub const ALL: &'static [Kernel] = &[Kernel::Elementwise];
+    pub const ALL: &'static [Kernel] = &[Kernel::Elementwise, Kernel::Attention];
 
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Elementwise => "elementwise",
+            Kernel::Attention => "attention",
         }
     }
 
@@ -39,6 +41,7 @@ impl Kernel {
     pub fn source(self) -> &'static str {
         match self {
             Kernel::Elementwise => include_str!("../elementwise.wgsl"),
+            Kernel::Attention => include_str!("../attention.wgsl"),
         }
     }
 
@@ -47,6 +50,17 @@ impl Kernel {
         const PRECISION: &[Variant] = &[&[], &["F16"]];
         match self {
             Kernel::Elementwise => PRECISION,
+            // Optional bindings: an additive key mask, a T5 bias table.
+            Kernel::Attention => &[
+                &[],
+                &["MASK"],
+                &["T5_BIAS"],
+                &["MASK", "T5_BIAS"],
+                &["F16"],
+                &["F16", "MASK"],
+                &["F16", "T5_BIAS"],
+                &["F16", "MASK", "T5_BIAS"],
+            ],
         }
     }
 }

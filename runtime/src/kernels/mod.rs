@@ -4,6 +4,7 @@
 //!
 //! Kernels know nothing of models: they take tensors and sizes.
 
+pub mod attention;
 pub mod elementwise;
 pub mod testing;
 
@@ -11,7 +12,7 @@ use crate::gpu::{DType, Gpu, GpuError, Precision, Tensor};
 use testing::Check;
 
 /// Every kernel family, by the name `framecast doctor` and the browser use.
-pub const FAMILIES: &[&str] = &["elementwise"];
+pub const FAMILIES: &[&str] = &["elementwise", "attention"];
 
 /// Runs one family's table of cases against its CPU reference.
 pub async fn self_check(
@@ -27,6 +28,7 @@ pub async fn self_check(
     }
     match family {
         "elementwise" => elementwise::self_check(gpu, precision).await,
+        "attention" => attention::self_check(gpu, precision).await,
         other => Err(GpuError::shape(
             "self_check",
             format!("unknown kernel family '{other}'"),

@@ -1,0 +1,538 @@
+//! Flash-style attention for self- and cross-attention: softmax(scale Q K^T
+//! + bias) V with an online softmax, K/V streamed through workgroup memory in
+//! tiles, and no Nq x Nk score matrix anywhere. Optional biases: an additive
+//! key mask (LTX's text mask for cross-attention) and T5's relative position
+//! bias, bucketed in the kernel from the learned `[num_buckets, heads]` table.
+//!
+//! Operands are read in place from projection outputs (ARCHITECTURE.md,
+//! "Tensor layouts"): see [`Layout`].
+
+use bytemuck::{Pod, Zeroable};
+use framecast_shaders::Kernel;
+
+use super::precision_of;
+use crate::gpu::{Binding, DType, GpuError, PipelineKey, Step, Tensor};
+
+mod check;
+pub use check::self_check;
+
+const OP: &str = "attention";
+
+/// Mirrors `Params` in `shaders/attention.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Params {
+    pub batch: u32,
+    pub heads: u32,
+    pub nq: u32,
+    pub nk: u32,
+    pub q_stride: u32,
+    pub k_stride: u32,
+    pub v_stride: u32,
+    pub o_stride: u32,
+    pub q_offset: u32,
+    pub k_offset: u32,
+    pub v_offset: u32,
+    pub o_offset: u32,
+    pub scale: f32,
+    pub num_buckets: u32,
+    pub max_distance: u32,
+    pub bidirectional: u32,
+}
+
+/// Where an operand's heads sit in its buffer, in elements: row `r` of batch
+/// item `b` starts at `offset + (b * rows + r) * row_stride`, and head `h` is
+/// the `head_dim` columns from `h * head_dim`. A fused QKV projection
+/// `[tokens, 3 * heads * D]` gives Q, K and V as one buffer with offsets 0,
+/// `heads * D` and `2 * heads * D` and row stride `3 * heads * D`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub row_stride: usize,
+    pub offset: usize,
+}
+
+impl Layout {
+    /// Rows of exactly `heads * head_dim` elements, from element 0.
+    pub fn packed(heads: usize, head_dim: usize) -> Layout {
+        Layout {
+            row_stride: heads * head_dim,
+            offset: 0,
+        }
+    }
+}
+
+/// T5's relative-position bucketing (transformers'
+/// `T5Attention._relative_position_bucket`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct T5Buckets {
+    pub num_buckets: u32,
+    pub max_distance: u32,
+    /// True in encoders (both signs have buckets), false in decoders.
+    pub bidirectional: bool,
+}
+
+impl T5Buckets {
+    /// T5 v1.1 encoder (LTX's text encoder): `relative_attention_num_buckets`
+    /// 32 and `relative_attention_max_distance` 128 in its config.json.
+    pub const T5_V1_1_ENCODER: T5Buckets = T5Buckets {
+        num_buckets: 32,
+        max_distance: 128,
+        bidirectional: true,
+    };
+
+    pub fn bucket(&self, rel: i32) -> u32 {
+        t5_bucket(rel, self.bidirectional, self.num_buckets, self.max_distance)
+    }
+
+    fn check(&self) -> Result<(), GpuError> {
+        let n = if self.bidirectional {
+            self.num_buckets / 2
+        } else {
+            self.num_buckets
+        };
+        let max_exact = n / 2;
+        if max_exact == 0 || self.max_distance <= max_exact {
+            return Err(GpuError::shape(
+                OP,
+                format!(
+                    "T5 buckets {self:?}: need at least 2 buckets per direction and \
+                     max_distance above {max_exact}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// transformers' `T5Attention._relative_position_bucket` for one relative
+/// position `rel = key_position - query_position`. Half the buckets serve
+/// each sign when `bidirectional` (positive offsets in the upper half); below
+/// `max_exact` (a quarter of `num_buckets` when bidirectional, a half
+/// otherwise) each distance has its own bucket; beyond, buckets grow
+/// logarithmically up to `max_distance`, after which all share the last one.
+/// The logarithmic part is evaluated in f32 as torch does.
+pub fn t5_bucket(rel: i32, bidirectional: bool, num_buckets: u32, max_distance: u32) -> u32 {
+    let mut n = num_buckets;
+    let mut bucket = 0;
+    let dist = if bidirectional {
+        n /= 2;
+        if rel > 0 {
+            bucket = n;
+        }
+        rel.unsigned_abs()
+    } else {
+        // Keys after the query (rel > 0) all fall in bucket 0.
+        rel.min(0).unsigned_abs()
+    };
+    let max_exact = n / 2;
+    if dist < max_exact {
+        return bucket + dist;
+    }
+    // torch: log(rel.float() / max_exact) / math.log(max_distance / max_exact)
+    // * (n - max_exact), truncated; math.log is f64, rounded to f32 on use.
+    let ratio = (dist as f32 / max_exact as f32).ln()
+        / ((max_distance as f64 / max_exact as f64).ln() as f32);
+    // `as u32` saturates, so degenerate parameters cannot panic here.
+    let large = max_exact.saturating_add((ratio * (n - max_exact) as f32) as u32);
+    bucket + large.min(n.saturating_sub(1))
+}
+
+/// One attention call: sizes, operand layouts, scale and optional T5 bias.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Attention {
+    pub batch: usize,
+    pub heads: usize,
+    /// Query rows (tokens) per batch item.
+    pub nq: usize,
+    /// Key/value rows per batch item (differs from `nq` in cross-attention).
+    pub nk: usize,
+    pub head_dim: usize,
+    pub q: Layout,
+    pub k: Layout,
+    pub v: Layout,
+    pub out: Layout,
+    /// Multiplies Q K^T before the biases: 1/sqrt(head_dim) usually, 1 in T5.
+    pub scale: f32,
+    /// T5 relative position bias; [`Bias::t5_table`] must then be given.
+    pub t5: Option<T5Buckets>,
+}
+
+impl Attention {
+    /// Packed `[batch, tokens, heads * head_dim]` operands, scale
+    /// 1/sqrt(head_dim), no T5 bias.
+    pub fn new(batch: usize, heads: usize, nq: usize, nk: usize, head_dim: usize) -> Attention {
+        let packed = Layout::packed(heads, head_dim);
+        Attention {
+            batch,
+            heads,
+            nq,
+            nk,
+            head_dim,
+            q: packed,
+            k: packed,
+            v: packed,
+            out: packed,
+            scale: 1.0 / (head_dim.max(1) as f32).sqrt(),
+            t5: None,
+        }
+    }
+
+    pub fn with_scale(mut self, scale: f32) -> Attention {
+        self.scale = scale;
+        self
+    }
+
+    pub fn with_t5(mut self, buckets: T5Buckets) -> Attention {
+        self.t5 = Some(buckets);
+        self
+    }
+
+    pub fn with_layouts(mut self, q: Layout, k: Layout, v: Layout, out: Layout) -> Attention {
+        (self.q, self.k, self.v, self.out) = (q, k, v, out);
+        self
+    }
+
+    /// Multiply-adds counted as 2 flops: Q K^T and P V.
+    pub fn flops(&self) -> f64 {
+        4.0 * (self.batch * self.heads * self.nq * self.nk * self.head_dim) as f64
+    }
+
+    /// Elements an operand's buffer must hold at least.
+    fn needed(&self, layout: Layout, rows: usize) -> usize {
+        layout.offset + (self.batch * rows - 1) * layout.row_stride + self.heads * self.head_dim
+    }
+
+    /// Checks sizes and that every operand (of `lens` elements: q, k, v,
+    /// out) holds its rows; shared by [`encode`] and [`reference`].
+    fn check(&self, lens: [usize; 4]) -> Result<(), GpuError> {
+        let dims = [self.batch, self.heads, self.nq, self.nk, self.head_dim];
+        if dims.contains(&0) {
+            return Err(GpuError::shape(OP, format!("empty attention {self:?}")));
+        }
+        if self.head_dim % 4 != 0 || self.head_dim > MAX_HEAD_DIM {
+            return Err(GpuError::shape(
+                OP,
+                format!(
+                    "head_dim {} unsupported: it must be a multiple of 4 up to {MAX_HEAD_DIM}",
+                    self.head_dim
+                ),
+            ));
+        }
+        let width = self.heads * self.head_dim;
+        let operands = [
+            ("q", self.q, self.nq),
+            ("k", self.k, self.nk),
+            ("v", self.v, self.nk),
+            ("out", self.out, self.nq),
+        ];
+        for ((name, layout, rows), len) in operands.into_iter().zip(lens) {
+            if layout.row_stride < width {
+                return Err(GpuError::shape(
+                    OP,
+                    format!(
+                        "{name} row stride {} is narrower than heads * head_dim = {width}",
+                        layout.row_stride
+                    ),
+                ));
+            }
+            let needed = self.needed(layout, rows);
+            if needed > len || len > u32::MAX as usize {
+                return Err(GpuError::shape(
+                    OP,
+                    format!(
+                        "{name} has {len} elements; {layout:?} over {} x {rows} rows needs {needed} \
+                         (and at most 2^32)",
+                        self.batch
+                    ),
+                ));
+            }
+        }
+        if let Some(t5) = &self.t5 {
+            t5.check()?;
+        }
+        Ok(())
+    }
+
+    fn params(&self) -> Params {
+        let t5 = self.t5.unwrap_or(T5Buckets::T5_V1_1_ENCODER);
+        // `check` bounded every operand by u32::MAX elements, so these fit.
+        let u = |x: usize| x as u32;
+        Params {
+            batch: u(self.batch),
+            heads: u(self.heads),
+            nq: u(self.nq),
+            nk: u(self.nk),
+            q_stride: u(self.q.row_stride),
+            k_stride: u(self.k.row_stride),
+            v_stride: u(self.v.row_stride),
+            o_stride: u(self.out.row_stride),
+            q_offset: u(self.q.offset),
+            k_offset: u(self.k.offset),
+            v_offset: u(self.v.offset),
+            o_offset: u(self.out.offset),
+            scale: self.scale,
+            num_buckets: t5.num_buckets,
+            max_distance: t5.max_distance,
+            bidirectional: t5.bidirectional as u32,
+        }
+    }
+}
+
+/// The optional additive terms of the scores, both f32 whatever the
+/// activation precision.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bias<'a> {
+    /// `[batch, nk]`: 0 for keys to attend, a large negative for the others.
+    pub mask: Option<&'a Tensor>,
+    /// `[num_buckets, heads]`: T5's `relative_attention_bias.weight`.
+    pub t5_table: Option<&'a Tensor>,
+}
+
+/// The largest head dim the kernel's private accumulators hold.
+pub const MAX_HEAD_DIM: usize = 128;
+/// Query rows per workgroup (one per invocation).
+const WG: u32 = 64;
+
+/// Keys per workgroup-memory tile: K and V tiles of `bk * head_dim` f32 each
+/// stay within 8 KiB together, well inside WebGPU's 16 KiB default.
+fn tile_keys(head_dim: usize) -> u32 {
+    ((1024 / head_dim.max(1)) as u32).clamp(8, 64) / 8 * 8
+}
+
+/// Records `out = softmax(scale * Q K^T + mask + t5_bias) V` for every batch
+/// item and head. Q, K, V and out share the activation dtype (F32 or F16);
+/// `out` must not share a buffer with the inputs.
+pub fn encode(
+    step: &mut Step,
+    a: &Attention,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    out: &Tensor,
+    bias: Bias<'_>,
+) -> Result<(), GpuError> {
+    let precision = precision_of(OP, &[q, k, v, out])?;
+    a.check([q.numel(), k.numel(), v.numel(), out.numel()])?;
+    if [q, k, v].iter().any(|t| t.buffer() == out.buffer()) {
+        return Err(GpuError::shape(OP, "out shares a buffer with an input"));
+    }
+    let f32_tensor = |t: &Tensor, what: &str, n: usize| {
+        if t.dtype != DType::F32 || t.numel() != n {
+            return Err(GpuError::shape(
+                OP,
+                format!("{what} must be F32 with {n} elements, got {t:?}"),
+            ));
+        }
+        Ok(())
+    };
+    if let Some(mask) = bias.mask {
+        f32_tensor(mask, "mask [batch, nk]", a.batch * a.nk)?;
+    }
+    match (a.t5, bias.t5_table) {
+        (Some(t5), Some(table)) => f32_tensor(
+            table,
+            "T5 table [num_buckets, heads]",
+            t5.num_buckets as usize * a.heads,
+        )?,
+        (None, None) => {}
+        (Some(_), None) => return Err(GpuError::shape(OP, "T5 buckets set but no table given")),
+        (None, Some(_)) => return Err(GpuError::shape(OP, "a T5 table but no T5 buckets set")),
+    }
+    let bk = tile_keys(a.head_dim);
+    let key = PipelineKey::new(Kernel::Attention, "main")
+        .flags(precision.flags())
+        .flag_if(bias.mask.is_some(), "MASK")
+        .flag_if(bias.t5_table.is_some(), "T5_BIAS")
+        .constant("D", a.head_dim as u32)
+        .constant("WG", WG)
+        .constant("BK", bk);
+    let mut bindings = vec![
+        Binding::read(q),
+        Binding::read(k),
+        Binding::read(v),
+        Binding::write(out),
+    ];
+    bindings.extend(bias.mask.map(Binding::read));
+    bindings.extend(bias.t5_table.map(Binding::read));
+    let groups = [(a.nq as u32).div_ceil(WG), a.heads as u32, a.batch as u32];
+    step.dispatch(&key, &a.params(), &bindings, groups)
+}
+
+/// Plain-Rust attention in f64 with the full softmax, writing each head's
+/// rows of `out` at its layout (other elements are left as they were).
+pub fn reference(
+    a: &Attention,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[f32]>,
+    t5_table: Option<&[f32]>,
+    out: &mut [f32],
+) -> Result<(), GpuError> {
+    a.check([q.len(), k.len(), v.len(), out.len()])?;
+    if mask.is_some_and(|m| m.len() != a.batch * a.nk) {
+        return Err(GpuError::shape(OP, "mask must hold batch * nk values"));
+    }
+    let t5 = match (a.t5, t5_table) {
+        (Some(b), Some(t)) if t.len() == b.num_buckets as usize * a.heads => Some((b, t)),
+        (None, None) => None,
+        _ => {
+            return Err(GpuError::shape(
+                OP,
+                "T5 buckets and table must come together",
+            ));
+        }
+    };
+    let d = a.head_dim;
+    let row = |l: Layout, rows: usize, b: usize, r: usize, h: usize| {
+        l.offset + (b * rows + r) * l.row_stride + h * d
+    };
+    let mut scores = vec![0f64; a.nk];
+    let mut acc = vec![0f64; d];
+    for b in 0..a.batch {
+        for h in 0..a.heads {
+            for i in 0..a.nq {
+                let qi = &q[row(a.q, a.nq, b, i, h)..][..d];
+                for (j, s) in scores.iter_mut().enumerate() {
+                    let kj = &k[row(a.k, a.nk, b, j, h)..][..d];
+                    let dot: f64 = qi.iter().zip(kj).map(|(&x, &y)| x as f64 * y as f64).sum();
+                    *s = a.scale as f64 * dot;
+                    if let Some(m) = mask {
+                        *s += m[b * a.nk + j] as f64;
+                    }
+                    if let Some((buckets, table)) = t5 {
+                        let bucket = buckets.bucket(j as i32 - i as i32) as usize;
+                        *s += table[bucket * a.heads + h] as f64;
+                    }
+                }
+                let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                acc.fill(0.0);
+                let mut sum = 0.0;
+                for (j, &s) in scores.iter().enumerate() {
+                    let p = (s - max).exp();
+                    sum += p;
+                    let vj = &v[row(a.v, a.nk, b, j, h)..][..d];
+                    for (o, &x) in acc.iter_mut().zip(vj) {
+                        *o += p * x as f64;
+                    }
+                }
+                let oi = &mut out[row(a.out, a.nq, b, i, h)..][..d];
+                for (o, &x) in oi.iter_mut().zip(&acc) {
+                    *o = (x / sum) as f32;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t5_buckets_match_hand_computed_values() {
+        // Bidirectional 32/128 (T5 v1.1 encoder): 16 buckets per sign,
+        // distances 0..7 exact, then 8 + floor(8 * ln(d / 8) / ln(16)),
+        // positive offsets shifted by 16.
+        let enc = |rel| t5_bucket(rel, true, 32, 128);
+        let cases = [
+            (0, 0),
+            (-1, 1),
+            (1, 17),
+            (-7, 7),
+            (7, 23),
+            (-8, 8),
+            (8, 24),
+            (-11, 8),  // 8 * ln(1.375) / ln(16) = 0.92
+            (-12, 9),  // 1.17
+            (15, 25),  // 1.81 -> 9, plus 16
+            (-16, 10), // exactly 2: torch's f32 lands on the integer
+            (16, 26),
+            (-23, 11), // 3.05
+            (-32, 12), // exactly 4
+            (-45, 12), // 4.98
+            (-46, 13), // 5.05
+            (-64, 14), // exactly 6
+            (-90, 14), // 6.98
+            (-91, 15), // 7.02
+            (-127, 15),
+            (-128, 15), // 8 clamps to the last bucket
+            (-5000, 15),
+            (5000, 31),
+        ];
+        for (rel, want) in cases {
+            assert_eq!(enc(rel), want, "bidirectional rel {rel}");
+        }
+        // Unidirectional 32/128 (decoder): 32 buckets, 16 exact, keys after
+        // the query all in bucket 0, then 16 + floor(16 * ln(d / 16) / ln(8)).
+        let dec = |rel| t5_bucket(rel, false, 32, 128);
+        let cases = [
+            (5, 0),
+            (1, 0),
+            (0, 0),
+            (-5, 5),
+            (-15, 15),
+            (-16, 16),
+            (-32, 21),  // 16/3 = 5.33
+            (-64, 26),  // 10.67
+            (-100, 30), // 16 * ln(6.25) / ln(8) = 14.1
+            (-128, 31), // 16 clamps
+            (-1000, 31),
+        ];
+        for (rel, want) in cases {
+            assert_eq!(dec(rel), want, "unidirectional rel {rel}");
+        }
+    }
+
+    /// The kernel evaluates the logarithmic buckets with the GPU's log (a few
+    /// ulp off) plus a 1e-4 nudge; with log perturbed either way that must
+    /// still give [`t5_bucket`] for every position the models meet.
+    #[test]
+    fn nudged_f32_buckets_agree_with_the_reference() {
+        let kernel = |rel: i32, b: T5Buckets, wobble: f32| {
+            let mut n = b.num_buckets;
+            let mut bucket = 0;
+            let dist = if b.bidirectional {
+                n /= 2;
+                bucket = if rel > 0 { n } else { 0 };
+                rel.unsigned_abs()
+            } else {
+                rel.min(0).unsigned_abs()
+            };
+            let max_exact = n / 2;
+            if dist < max_exact {
+                return bucket + dist;
+            }
+            // WGSL allows 3 ulp, or 2^-21 absolute near 1: model both.
+            let ln = |x: f32| x.ln() * (1.0 + wobble) + wobble;
+            let ratio =
+                ln(dist as f32 / max_exact as f32) / ln(b.max_distance as f32 / max_exact as f32);
+            bucket + (max_exact + (ratio * (n - max_exact) as f32 + 1e-4) as u32).min(n - 1)
+        };
+        for (num_buckets, max_distance) in [(32, 128), (32, 256), (16, 64), (64, 512)] {
+            for bidirectional in [true, false] {
+                let b = T5Buckets {
+                    num_buckets,
+                    max_distance,
+                    bidirectional,
+                };
+                for rel in -2048..=2048 {
+                    for wobble in [-5e-7, 0.0, 5e-7] {
+                        assert_eq!(kernel(rel, b, wobble), b.bucket(rel), "{b:?} rel {rel}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tiles_fit_the_default_workgroup_memory() {
+        for d in [4, 8, 16, 32, 64, 128] {
+            let bk = tile_keys(d) as usize;
+            assert!(bk % 8 == 0 && bk >= 8);
+            let bytes = 2 * bk * d * 4 + bk * 4 + (WG as usize + bk) * 4;
+            assert!(bytes <= 16 << 10, "d {d}: {bytes} bytes");
+        }
+    }
+}
