@@ -50,7 +50,8 @@ impl Kernel {
         const PRECISION: &[Variant] = &[&[], &["F16"]];
         match self {
             Kernel::Elementwise => PRECISION,
-            // Optional bindings: an additive key mask, a T5 bias table.
+            // Optional bindings (an additive key mask, a T5 bias table) and
+            // the subgroup path, at both precisions.
             Kernel::Attention => &[
                 &[],
                 &["MASK"],
@@ -60,6 +61,14 @@ impl Kernel {
                 &["F16", "MASK"],
                 &["F16", "T5_BIAS"],
                 &["F16", "MASK", "T5_BIAS"],
+                &["SUBGROUPS"],
+                &["MASK", "SUBGROUPS"],
+                &["SUBGROUPS", "T5_BIAS"],
+                &["MASK", "SUBGROUPS", "T5_BIAS"],
+                &["F16", "SUBGROUPS"],
+                &["F16", "MASK", "SUBGROUPS"],
+                &["F16", "SUBGROUPS", "T5_BIAS"],
+                &["F16", "MASK", "SUBGROUPS", "T5_BIAS"],
             ],
         }
     }

@@ -11,7 +11,7 @@ use bytemuck::{Pod, Zeroable};
 use framecast_shaders::Kernel;
 
 use super::precision_of;
-use crate::gpu::{Binding, DType, GpuError, PipelineKey, Step, Tensor};
+use crate::gpu::{Binding, DType, Gpu, GpuError, PipelineKey, Step, Tensor};
 
 mod check;
 pub use check::self_check;
@@ -226,6 +226,12 @@ impl Attention {
             ("out", self.out, self.nq),
         ];
         for ((name, layout, rows), len) in operands.into_iter().zip(lens) {
+            if layout.row_stride % 4 != 0 || layout.offset % 4 != 0 {
+                return Err(GpuError::shape(
+                    OP,
+                    format!("{name} {layout:?}: row stride and offset must be multiples of 4"),
+                ));
+            }
             if layout.row_stride < width {
                 return Err(GpuError::shape(
                     OP,
@@ -290,8 +296,47 @@ pub struct Bias<'a> {
 
 /// The largest head dim the kernel's private accumulators hold.
 pub const MAX_HEAD_DIM: usize = 128;
-/// Query rows per workgroup (one per invocation).
+/// Invocations per workgroup.
 const WG: u32 = 64;
+
+/// How the kernel feeds K and V to the query rows (see `attention.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Path {
+    /// K/V tiles in workgroup memory, one query row per invocation: every
+    /// adapter, and the natural shape for GPUs.
+    Tiled,
+    /// Each lane loads one key and subgroup broadcasts share it, two query
+    /// rows per invocation: for CPU adapters (lavapipe), where each memory
+    /// load is a loop over the SIMD lanes and this is several times faster.
+    Subgroups,
+}
+
+impl Path {
+    /// Whether `gpu` can run this path (subgroups of at least 8 lanes).
+    pub fn supported(self, gpu: &Gpu) -> bool {
+        match self {
+            Path::Tiled => true,
+            Path::Subgroups => gpu.caps.subgroups && gpu.caps.subgroup_size.0 >= 8,
+        }
+    }
+
+    /// The path [`encode`] takes on `gpu`.
+    pub fn preferred(gpu: &Gpu) -> Path {
+        if gpu.info.device_type == wgpu::DeviceType::Cpu && Path::Subgroups.supported(gpu) {
+            Path::Subgroups
+        } else {
+            Path::Tiled
+        }
+    }
+
+    /// Query rows each invocation owns.
+    fn rows(self) -> u32 {
+        match self {
+            Path::Tiled => 1,
+            Path::Subgroups => 2,
+        }
+    }
+}
 
 /// Keys per workgroup-memory tile: K and V tiles of `bk * head_dim` f32 each
 /// stay within 8 KiB together, well inside WebGPU's 16 KiB default.
@@ -300,8 +345,9 @@ fn tile_keys(head_dim: usize) -> u32 {
 }
 
 /// Records `out = softmax(scale * Q K^T + mask + t5_bias) V` for every batch
-/// item and head. Q, K, V and out share the activation dtype (F32 or F16);
-/// `out` must not share a buffer with the inputs.
+/// item and head, by the adapter's [`Path::preferred`]. Q, K, V and out share
+/// the activation dtype (F32 or F16); `out` must not share a buffer with the
+/// inputs.
 pub fn encode(
     step: &mut Step,
     a: &Attention,
@@ -311,10 +357,29 @@ pub fn encode(
     out: &Tensor,
     bias: Bias<'_>,
 ) -> Result<(), GpuError> {
+    let path = Path::preferred(step.gpu());
+    encode_path(step, path, a, [q, k, v, out], bias)
+}
+
+/// [`encode`] by a chosen path; `tensors` are Q, K, V and out.
+pub fn encode_path(
+    step: &mut Step,
+    path: Path,
+    a: &Attention,
+    tensors: [&Tensor; 4],
+    bias: Bias<'_>,
+) -> Result<(), GpuError> {
+    let [q, k, v, out] = tensors;
     let precision = precision_of(OP, &[q, k, v, out])?;
     a.check([q.numel(), k.numel(), v.numel(), out.numel()])?;
     if [q, k, v].iter().any(|t| t.buffer() == out.buffer()) {
         return Err(GpuError::shape(OP, "out shares a buffer with an input"));
+    }
+    if !path.supported(step.gpu()) {
+        return Err(GpuError::shape(
+            OP,
+            format!("{path:?} needs subgroups of at least 8 invocations"),
+        ));
     }
     let f32_tensor = |t: &Tensor, what: &str, n: usize| {
         if t.dtype != DType::F32 || t.numel() != n {
@@ -338,14 +403,16 @@ pub fn encode(
         (Some(_), None) => return Err(GpuError::shape(OP, "T5 buckets set but no table given")),
         (None, Some(_)) => return Err(GpuError::shape(OP, "a T5 table but no T5 buckets set")),
     }
-    let bk = tile_keys(a.head_dim);
-    let key = PipelineKey::new(Kernel::Attention, "main")
+    let mut key = PipelineKey::new(Kernel::Attention, "main")
         .flags(precision.flags())
         .flag_if(bias.mask.is_some(), "MASK")
         .flag_if(bias.t5_table.is_some(), "T5_BIAS")
+        .flag_if(path == Path::Subgroups, "SUBGROUPS")
         .constant("D", a.head_dim as u32)
-        .constant("WG", WG)
-        .constant("BK", bk);
+        .constant("WG", WG);
+    if path == Path::Tiled {
+        key = key.constant("BK", tile_keys(a.head_dim));
+    }
     let mut bindings = vec![
         Binding::read(q),
         Binding::read(k),
@@ -354,7 +421,11 @@ pub fn encode(
     ];
     bindings.extend(bias.mask.map(Binding::read));
     bindings.extend(bias.t5_table.map(Binding::read));
-    let groups = [(a.nq as u32).div_ceil(WG), a.heads as u32, a.batch as u32];
+    let groups = [
+        (a.nq as u32).div_ceil(WG * path.rows()),
+        a.heads as u32,
+        a.batch as u32,
+    ];
     step.dispatch(&key, &a.params(), &bindings, groups)
 }
 
@@ -524,6 +595,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn layouts_are_checked() {
+        let a = Attention::new(2, 3, 5, 7, 16);
+        let (q, k, v) = (
+            vec![0.0; 2 * 5 * 48],
+            vec![0.0; 2 * 7 * 48],
+            vec![0.0; 2 * 7 * 48],
+        );
+        let mut out = vec![0.0; 2 * 5 * 48];
+        assert!(reference(&a, &q, &k, &v, None, None, &mut out).is_ok());
+        // One element short, a misaligned stride, a stride narrower than the heads.
+        assert!(reference(&a, &q[1..], &k, &v, None, None, &mut out).is_err());
+        let odd = Layout {
+            row_stride: 50,
+            offset: 0,
+        };
+        let narrow = Layout {
+            row_stride: 44,
+            offset: 0,
+        };
+        for bad in [odd, narrow] {
+            let b = a.with_layouts(bad, a.k, a.v, a.out);
+            assert!(reference(&b, &vec![0.0; 1000], &k, &v, None, None, &mut out).is_err());
+        }
+        for d in [0, 6, 132] {
+            let b = Attention::new(1, 1, 1, 1, d);
+            let n = vec![0.0; 256];
+            assert!(reference(&b, &n, &n, &n, None, None, &mut n.clone()).is_err());
+        }
+        // A mask of the wrong length, a table without buckets.
+        let mask = vec![0.0; 2 * 7 - 1];
+        assert!(reference(&a, &q, &k, &v, Some(&mask), None, &mut out).is_err());
+        assert!(reference(&a, &q, &k, &v, None, Some(&[0.0; 96]), &mut out).is_err());
     }
 
     #[test]
