@@ -1,8 +1,9 @@
-//! Flash-style attention for self- and cross-attention: softmax(scale Q K^T
-//! + bias) V with an online softmax, K/V streamed through workgroup memory in
-//! tiles, and no Nq x Nk score matrix anywhere. Optional biases: an additive
-//! key mask (LTX's text mask for cross-attention) and T5's relative position
-//! bias, bucketed in the kernel from the learned `[num_buckets, heads]` table.
+//! Flash-style attention for self- and cross-attention, `softmax(scale Q K^T +
+//! bias) V`, with an online softmax over keys streamed in chunks and no
+//! Nq x Nk score matrix anywhere. Optional biases: an additive key mask (LTX's
+//! text mask for cross-attention) and T5's relative position bias, bucketed
+//! in the kernel from the learned `[num_buckets, heads]` table. Two ways to
+//! feed the keys, by adapter: see [`Path`].
 //!
 //! Operands are read in place from projection outputs (ARCHITECTURE.md,
 //! "Tensor layouts"): see [`Layout`].
@@ -14,7 +15,9 @@ use super::precision_of;
 use crate::gpu::{Binding, DType, Gpu, GpuError, PipelineKey, Step, Tensor};
 
 mod check;
+mod t5;
 pub use check::self_check;
+pub use t5::{T5Buckets, t5_bucket};
 
 const OP: &str = "attention";
 
@@ -44,7 +47,8 @@ pub struct Params {
 /// item `b` starts at `offset + (b * rows + r) * row_stride`, and head `h` is
 /// the `head_dim` columns from `h * head_dim`. A fused QKV projection
 /// `[tokens, 3 * heads * D]` gives Q, K and V as one buffer with offsets 0,
-/// `heads * D` and `2 * heads * D` and row stride `3 * heads * D`.
+/// `heads * D` and `2 * heads * D` and row stride `3 * heads * D`. Both are
+/// multiples of 4 (the kernel reads vec4s).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     pub row_stride: usize,
@@ -59,82 +63,6 @@ impl Layout {
             offset: 0,
         }
     }
-}
-
-/// T5's relative-position bucketing (transformers'
-/// `T5Attention._relative_position_bucket`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct T5Buckets {
-    pub num_buckets: u32,
-    pub max_distance: u32,
-    /// True in encoders (both signs have buckets), false in decoders.
-    pub bidirectional: bool,
-}
-
-impl T5Buckets {
-    /// T5 v1.1 encoder (LTX's text encoder): `relative_attention_num_buckets`
-    /// 32 and `relative_attention_max_distance` 128 in its config.json.
-    pub const T5_V1_1_ENCODER: T5Buckets = T5Buckets {
-        num_buckets: 32,
-        max_distance: 128,
-        bidirectional: true,
-    };
-
-    pub fn bucket(&self, rel: i32) -> u32 {
-        t5_bucket(rel, self.bidirectional, self.num_buckets, self.max_distance)
-    }
-
-    fn check(&self) -> Result<(), GpuError> {
-        let n = if self.bidirectional {
-            self.num_buckets / 2
-        } else {
-            self.num_buckets
-        };
-        let max_exact = n / 2;
-        if max_exact == 0 || self.max_distance <= max_exact {
-            return Err(GpuError::shape(
-                OP,
-                format!(
-                    "T5 buckets {self:?}: need at least 2 buckets per direction and \
-                     max_distance above {max_exact}"
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// transformers' `T5Attention._relative_position_bucket` for one relative
-/// position `rel = key_position - query_position`. Half the buckets serve
-/// each sign when `bidirectional` (positive offsets in the upper half); below
-/// `max_exact` (a quarter of `num_buckets` when bidirectional, a half
-/// otherwise) each distance has its own bucket; beyond, buckets grow
-/// logarithmically up to `max_distance`, after which all share the last one.
-/// The logarithmic part is evaluated in f32 as torch does.
-pub fn t5_bucket(rel: i32, bidirectional: bool, num_buckets: u32, max_distance: u32) -> u32 {
-    let mut n = num_buckets;
-    let mut bucket = 0;
-    let dist = if bidirectional {
-        n /= 2;
-        if rel > 0 {
-            bucket = n;
-        }
-        rel.unsigned_abs()
-    } else {
-        // Keys after the query (rel > 0) all fall in bucket 0.
-        rel.min(0).unsigned_abs()
-    };
-    let max_exact = n / 2;
-    if dist < max_exact {
-        return bucket + dist;
-    }
-    // torch: log(rel.float() / max_exact) / math.log(max_distance / max_exact)
-    // * (n - max_exact), truncated; math.log is f64, rounded to f32 on use.
-    let ratio = (dist as f32 / max_exact as f32).ln()
-        / ((max_distance as f64 / max_exact as f64).ln() as f32);
-    // `as u32` saturates, so degenerate parameters cannot panic here.
-    let large = max_exact.saturating_add((ratio * (n - max_exact) as f32) as u32);
-    bucket + large.min(n.saturating_sub(1))
 }
 
 /// One attention call: sizes, operand layouts, scale and optional T5 bias.
@@ -209,7 +137,7 @@ impl Attention {
         if dims.contains(&0) {
             return Err(GpuError::shape(OP, format!("empty attention {self:?}")));
         }
-        if self.head_dim % 4 != 0 || self.head_dim > MAX_HEAD_DIM {
+        if !self.head_dim.is_multiple_of(4) || self.head_dim > MAX_HEAD_DIM {
             return Err(GpuError::shape(
                 OP,
                 format!(
@@ -226,7 +154,7 @@ impl Attention {
             ("out", self.out, self.nq),
         ];
         for ((name, layout, rows), len) in operands.into_iter().zip(lens) {
-            if layout.row_stride % 4 != 0 || layout.offset % 4 != 0 {
+            if !layout.row_stride.is_multiple_of(4) || !layout.offset.is_multiple_of(4) {
                 return Err(GpuError::shape(
                     OP,
                     format!("{name} {layout:?}: row stride and offset must be multiples of 4"),
@@ -312,11 +240,17 @@ pub enum Path {
 }
 
 impl Path {
-    /// Whether `gpu` can run this path (subgroups of at least 8 lanes).
+    /// Whether `gpu` can run this path: subgroups of at least 8 lanes, and
+    /// not in the browser, whose WGSL compiler wants an `enable subgroups;`
+    /// that naga (which parses the same source natively) does not accept yet.
     pub fn supported(self, gpu: &Gpu) -> bool {
         match self {
             Path::Tiled => true,
-            Path::Subgroups => gpu.caps.subgroups && gpu.caps.subgroup_size.0 >= 8,
+            Path::Subgroups => {
+                gpu.caps.subgroups
+                    && gpu.caps.subgroup_size.0 >= 8
+                    && gpu.info.backend != wgpu::Backend::BrowserWebGpu
+            }
         }
     }
 
@@ -502,102 +436,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn t5_buckets_match_hand_computed_values() {
-        // Bidirectional 32/128 (T5 v1.1 encoder): 16 buckets per sign,
-        // distances 0..7 exact, then 8 + floor(8 * ln(d / 8) / ln(16)),
-        // positive offsets shifted by 16.
-        let enc = |rel| t5_bucket(rel, true, 32, 128);
-        let cases = [
-            (0, 0),
-            (-1, 1),
-            (1, 17),
-            (-7, 7),
-            (7, 23),
-            (-8, 8),
-            (8, 24),
-            (-11, 8),  // 8 * ln(1.375) / ln(16) = 0.92
-            (-12, 9),  // 1.17
-            (15, 25),  // 1.81 -> 9, plus 16
-            (-16, 10), // exactly 2: torch's f32 lands on the integer
-            (16, 26),
-            (-23, 11), // 3.05
-            (-32, 12), // exactly 4
-            (-45, 12), // 4.98
-            (-46, 13), // 5.05
-            (-64, 14), // exactly 6
-            (-90, 14), // 6.98
-            (-91, 15), // 7.02
-            (-127, 15),
-            (-128, 15), // 8 clamps to the last bucket
-            (-5000, 15),
-            (5000, 31),
-        ];
-        for (rel, want) in cases {
-            assert_eq!(enc(rel), want, "bidirectional rel {rel}");
-        }
-        // Unidirectional 32/128 (decoder): 32 buckets, 16 exact, keys after
-        // the query all in bucket 0, then 16 + floor(16 * ln(d / 16) / ln(8)).
-        let dec = |rel| t5_bucket(rel, false, 32, 128);
-        let cases = [
-            (5, 0),
-            (1, 0),
-            (0, 0),
-            (-5, 5),
-            (-15, 15),
-            (-16, 16),
-            (-32, 21),  // 16/3 = 5.33
-            (-64, 26),  // 10.67
-            (-100, 30), // 16 * ln(6.25) / ln(8) = 14.1
-            (-128, 31), // 16 clamps
-            (-1000, 31),
-        ];
-        for (rel, want) in cases {
-            assert_eq!(dec(rel), want, "unidirectional rel {rel}");
-        }
-    }
-
-    /// The kernel evaluates the logarithmic buckets with the GPU's log (a few
-    /// ulp off) plus a 1e-4 nudge; with log perturbed either way that must
-    /// still give [`t5_bucket`] for every position the models meet.
-    #[test]
-    fn nudged_f32_buckets_agree_with_the_reference() {
-        let kernel = |rel: i32, b: T5Buckets, wobble: f32| {
-            let mut n = b.num_buckets;
-            let mut bucket = 0;
-            let dist = if b.bidirectional {
-                n /= 2;
-                bucket = if rel > 0 { n } else { 0 };
-                rel.unsigned_abs()
-            } else {
-                rel.min(0).unsigned_abs()
-            };
-            let max_exact = n / 2;
-            if dist < max_exact {
-                return bucket + dist;
-            }
-            // WGSL allows 3 ulp, or 2^-21 absolute near 1: model both.
-            let ln = |x: f32| x.ln() * (1.0 + wobble) + wobble;
-            let ratio =
-                ln(dist as f32 / max_exact as f32) / ln(b.max_distance as f32 / max_exact as f32);
-            bucket + (max_exact + (ratio * (n - max_exact) as f32 + 1e-4) as u32).min(n - 1)
-        };
-        for (num_buckets, max_distance) in [(32, 128), (32, 256), (16, 64), (64, 512)] {
-            for bidirectional in [true, false] {
-                let b = T5Buckets {
-                    num_buckets,
-                    max_distance,
-                    bidirectional,
-                };
-                for rel in -2048..=2048 {
-                    for wobble in [-5e-7, 0.0, 5e-7] {
-                        assert_eq!(kernel(rel, b, wobble), b.bucket(rel), "{b:?} rel {rel}");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
     fn layouts_are_checked() {
         let a = Attention::new(2, 3, 5, 7, 16);
         let (q, k, v) = (
@@ -636,7 +474,7 @@ mod tests {
     fn tiles_fit_the_default_workgroup_memory() {
         for d in [4, 8, 16, 32, 64, 128] {
             let bk = tile_keys(d) as usize;
-            assert!(bk % 8 == 0 && bk >= 8);
+            assert!(bk.is_multiple_of(8) && bk >= 8);
             let bytes = 2 * bk * d * 4 + bk * 4 + (WG as usize + bk) * 4;
             assert!(bytes <= 16 << 10, "d {d}: {bytes} bytes");
         }
