@@ -154,6 +154,11 @@ fn matmul() {
 }
 
 #[test]
+fn attention() {
+    check_family("attention");
+}
+
+#[test]
 fn every_family_has_a_test_here() {
     let this = include_str!("kernels.rs");
     for f in kernels::FAMILIES {
@@ -272,4 +277,66 @@ fn matmul_rejects_mismatched_shapes() -> anyhow::Result<()> {
     assert!(Weight::upload(gpu, &[0.5; 8 * 30], 8, 30, WeightFormat::Q4, 32).is_err());
     assert_eq!(step.len(), 1);
     Ok(())
+}
+
+/// Wall-clock GFLOP/s of attention at LTX-2B's shapes: self-attention of 32
+/// heads x 64 over 1120 tokens and cross-attention 1120 -> 256 text tokens.
+/// `cargo test --release -p framecast --test kernels attention_timing -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn attention_timing() {
+    use framecast::kernels::attention::{Attention, Bias, Path, encode_path};
+    use framecast::kernels::testing::Rng;
+    let Some(gpu) = gpu() else { return };
+    let mut precisions = vec![Precision::F32];
+    if gpu.caps.f16 {
+        precisions.push(Precision::F16);
+    }
+    let mut rng = Rng::new(5);
+    let paths: Vec<Path> = [Path::Tiled, Path::Subgroups]
+        .into_iter()
+        .filter(|p| p.supported(gpu))
+        .collect();
+    for p in precisions {
+        for (path, nq, nk, masked) in paths.iter().flat_map(|&path| {
+            [(1120, 1120, false), (1120, 256, true)].map(|(q, k, m)| (path, q, k, m))
+        }) {
+            let a = Attention::new(1, 32, nq, nk, 64);
+            let dt = p.dtype();
+            let up =
+                |n: usize, rng: &mut Rng| gpu.upload(&rng.normal_vec(n, 1.0), &[n], dt).unwrap();
+            let (q, k, v) = (
+                up(nq * 2048, &mut rng),
+                up(nk * 2048, &mut rng),
+                up(nk * 2048, &mut rng),
+            );
+            let out = gpu.empty(&[nq * 2048], dt).unwrap();
+            let mask = gpu
+                .upload(&vec![0.0; nk], &[1, nk], framecast::gpu::DType::F32)
+                .unwrap();
+            let bias = Bias {
+                mask: masked.then_some(&mask),
+                t5_table: None,
+            };
+            let run = || {
+                let mut step = gpu.step("attention timing");
+                encode_path(&mut step, path, &a, [&q, &k, &v, &out], bias).unwrap();
+                step.submit().unwrap();
+                pollster::block_on(gpu.wait()).unwrap();
+            };
+            run();
+            let reps = 3;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                run();
+            }
+            let secs = t.elapsed().as_secs_f64() / reps as f64;
+            println!(
+                "attention {path:?} {p:?} 32x64 {nq}->{nk}{}: {:.1} ms, {:.1} GFLOP/s",
+                if masked { " masked" } else { "" },
+                secs * 1e3,
+                a.flops() / secs / 1e9
+            );
+        }
+    }
 }

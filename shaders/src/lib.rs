@@ -27,6 +27,7 @@ pub enum Kernel {
     Norm,
     Rope,
     Matmul,
+    Attention,
 }
 
 /// A set of preprocessor flags that the naga test validates for a family.
@@ -36,6 +37,7 @@ impl Kernel {
     pub const ALL: &'static [Kernel] = &[
         Kernel::Elementwise,
         Kernel::Matmul,
+        Kernel::Attention,
         Kernel::Norm,
         Kernel::Rope,
         Kernel::Sampler,
@@ -52,6 +54,7 @@ impl Kernel {
             Kernel::Norm => "norm",
             Kernel::Rope => "rope",
             Kernel::Matmul => "matmul",
+            Kernel::Attention => "attention",
         }
     }
 
@@ -65,6 +68,7 @@ impl Kernel {
             Kernel::Norm => include_str!("../norm.wgsl"),
             Kernel::Rope => include_str!("../rope.wgsl"),
             Kernel::Matmul => include_str!("../matmul.wgsl"),
+            Kernel::Attention => include_str!("../attention.wgsl"),
         }
     }
 
@@ -129,6 +133,26 @@ impl Kernel {
             Kernel::Norm => NORM,
             Kernel::Rope => ROPE,
             Kernel::Matmul => MATMUL,
+            // Optional bindings (an additive key mask, a T5 bias table) and
+            // the subgroup path, at both precisions.
+            Kernel::Attention => &[
+                &[],
+                &["MASK"],
+                &["T5_BIAS"],
+                &["MASK", "T5_BIAS"],
+                &["F16"],
+                &["F16", "MASK"],
+                &["F16", "T5_BIAS"],
+                &["F16", "MASK", "T5_BIAS"],
+                &["SUBGROUPS"],
+                &["MASK", "SUBGROUPS"],
+                &["SUBGROUPS", "T5_BIAS"],
+                &["MASK", "SUBGROUPS", "T5_BIAS"],
+                &["F16", "SUBGROUPS"],
+                &["F16", "MASK", "SUBGROUPS"],
+                &["F16", "SUBGROUPS", "T5_BIAS"],
+                &["F16", "MASK", "SUBGROUPS", "T5_BIAS"],
+            ],
         }
     }
 }

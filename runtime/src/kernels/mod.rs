@@ -4,6 +4,7 @@
 //!
 //! Kernels know nothing of models: they take tensors and sizes.
 
+pub mod attention;
 pub mod elementwise;
 pub mod matmul;
 pub mod norm;
@@ -23,6 +24,7 @@ use testing::Check;
 pub const FAMILIES: &[&str] = &[
     "elementwise",
     "matmul",
+    "attention",
     "norm",
     "rope",
     "sampler",
@@ -50,6 +52,7 @@ pub async fn self_check(
         "norm" => norm::self_check(gpu, precision).await,
         "rope" => rope::self_check(gpu, precision).await,
         "matmul" => matmul::self_check(gpu, precision).await,
+        "attention" => attention::self_check(gpu, precision).await,
         other => Err(GpuError::shape(
             "self_check",
             format!("unknown kernel family '{other}'"),
