@@ -3,7 +3,8 @@
 //! The layers, bottom up (see ARCHITECTURE.md):
 //! - [`gpu`]: adapter, device, caches, step recording;
 //! - [`kernels`]: WGSL kernel families with CPU references;
-//! - [`doctor`]: the capability report and kernel self-check.
+//! - [`doctor`]: the capability report and kernel self-check;
+//! - `serve` (native, feature `serve`): the HTTP server for the site and bundles.
 
 pub mod doctor;
 pub mod gpu;
@@ -11,6 +12,8 @@ pub mod kernels;
 pub mod models;
 pub mod quant;
 pub mod sched;
+#[cfg(all(feature = "serve", not(target_arch = "wasm32")))]
+pub mod serve;
 pub mod video;
 
 pub use gpu::{AdapterChoice, Gpu, GpuError};
