@@ -60,7 +60,9 @@ const DMAX4: u32 = 32u;
 const SC: u32 = 8u;
 // The most negative finite f32: a start for the running max that any score
 // (even one carrying a finfo.min mask) can replace.
-const NEG: f32 = -3.4028235e38;
+// -f32::MAX written below its decimal rounding point: Tint rejects -3.4028235e38
+// as out of range (that decimal exceeds f32::MAX before rounding).
+const NEG: f32 = -3.4028234e38;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<act>>;        // (B, nq, q_stride) from q_offset

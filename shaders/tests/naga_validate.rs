@@ -69,3 +69,24 @@ fn every_family_is_registered_once_with_a_file() {
         );
     }
 }
+
+/// naga rounds a decimal literal beyond f32::MAX down to it; Chromium's Tint
+/// rejects the shader. Catch such literals here, without a browser.
+#[test]
+fn no_f32_literal_beyond_f32_max() {
+    let mut bad = Vec::new();
+    let sources = Kernel::ALL.iter().map(|k| (k.name(), k.source()));
+    for (name, src) in sources {
+        for token in src.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '+' || c == '-')) {
+            let digits = token.trim_start_matches(['-', '+']).trim_end_matches('f');
+            if digits.contains(['e', 'E']) && digits.starts_with(|c: char| c.is_ascii_digit()) {
+                if let Ok(v) = digits.parse::<f64>() {
+                    if v > f32::MAX as f64 {
+                        bad.push(format!("{name}: {token}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "literals Tint will reject: {bad:?}");
+}
