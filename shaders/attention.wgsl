@@ -60,8 +60,8 @@ const DMAX4: u32 = 32u;
 const SC: u32 = 8u;
 // The most negative finite f32: a start for the running max that any score
 // (even one carrying a finfo.min mask) can replace.
-// -f32::MAX written below its decimal rounding point: Tint rejects -3.4028235e38
-// as out of range (that decimal exceeds f32::MAX before rounding).
+// Written as ...34e38, not ...35e38: Tint rejects a decimal beyond f32::MAX
+// even when it would round to it (the shader test checks every literal).
 const NEG: f32 = -3.4028234e38;
 
 @group(0) @binding(0) var<uniform> p: Params;
