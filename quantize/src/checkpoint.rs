@@ -161,8 +161,7 @@ impl Checkpoint {
             }
         }
         let order = family::order_key;
-        ck.tensors
-            .sort_by(|a, b| order(family, a).cmp(&order(family, b)));
+        ck.tensors.sort_by_key(|t| order(family, t));
         Ok(ck)
     }
 
@@ -222,6 +221,10 @@ impl Checkpoint {
         // convert it gives wrong numbers (the hashes then describe those), not
         // memory unsafety in practice on the platforms we run.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| file_err(path, e))?;
+        // Tensors are read front to back: let the kernel read ahead and drop
+        // pages behind us, rather than keep the whole checkpoint resident.
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Sequential);
         let st_err = |e: safetensors::SafeTensorError| CheckpointError::Safetensors {
             path: path.display().to_string(),
             message: e.to_string(),

@@ -70,7 +70,7 @@ impl Rules {
         let rows = shape.first().copied().unwrap_or(1);
         let row_len: usize = shape.iter().skip(1).product();
         let numel = rows * row_len;
-        let groups_fit = shape.len() >= 2 && row_len % self.group == 0 && numel > 0;
+        let groups_fit = shape.len() >= 2 && row_len.is_multiple_of(self.group) && numel > 0;
         let keep = |reason| Decision {
             dtype: self.keep(),
             reason,

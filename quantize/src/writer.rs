@@ -186,7 +186,7 @@ impl BundleWriter {
             .iter()
             .flat_map(|t| &t.parts)
             .map(|p| p.shard + 1);
-        if self.buf.len() > 0 || used.max().unwrap_or(0) > self.shards.len() {
+        if !self.buf.is_empty() || used.max().unwrap_or(0) > self.shards.len() {
             self.flush()?;
         }
         manifest.shards = std::mem::take(&mut self.shards);

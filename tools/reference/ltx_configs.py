@@ -69,6 +69,8 @@ T5_XXL = {
 # Widths are multiples of 32 where a weight should be quantised (the q4 group
 # is 32 along the input dimension) and deliberately not elsewhere (the VAE's
 # 3 * 4 * 4 patch input), so fixtures exercise both paths of the quantizer.
+# The VAE decoder's widths halve at every upsampling, as in the real model
+# (diffusers' up blocks then need no timestep-conditioned input resnet).
 TRANSFORMER_TINY = {
     **TRANSFORMER_2B,
     "in_channels": 32,
@@ -84,7 +86,7 @@ VAE_TINY = {
     **VAE_095,
     "latent_channels": 32,
     "block_out_channels": (8, 16, 16, 32, 32),
-    "decoder_block_out_channels": (16, 16, 32),
+    "decoder_block_out_channels": (8, 16, 32),
     "layers_per_block": (1, 1, 1, 1, 1),
     "decoder_layers_per_block": (1, 1, 1, 1),
 }

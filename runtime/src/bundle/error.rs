@@ -38,7 +38,8 @@ pub enum BundleError {
 }
 
 impl BundleError {
-    pub(crate) fn io(path: impl std::fmt::Display, e: impl std::fmt::Display) -> BundleError {
+    /// A file or transfer error about `path` (a file, a URL).
+    pub fn io(path: impl std::fmt::Display, e: impl std::fmt::Display) -> BundleError {
         BundleError::Io {
             path: path.to_string(),
             message: e.to_string(),

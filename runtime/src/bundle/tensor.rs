@@ -136,8 +136,10 @@ impl TensorData {
 
     /// Uploads the tensor, in row ranges small enough for one storage binding.
     pub fn upload(&self, gpu: &Gpu) -> Result<Vec<UploadedPart>, BundleError> {
-        let limit =
-            (gpu.limits.max_storage_buffer_binding_size as u64).min(gpu.limits.max_buffer_size);
+        let limit = gpu
+            .limits
+            .max_storage_buffer_binding_size
+            .min(gpu.limits.max_buffer_size);
         self.upload_split(gpu, limit)
     }
 
