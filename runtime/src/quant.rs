@@ -244,6 +244,25 @@ mod tests {
     }
 
     #[test]
+    fn error_stats_merge_like_one_pass() {
+        let mut rng = Rng::new(5);
+        let w = rng.normal_vec(256, 1.0);
+        let d = quantize(&w, 4, 64, 32, QuantKind::Q4).unwrap().dequantize();
+        let (mut a, mut b) = (ErrorStats::default(), ErrorStats::default());
+        a.add(&w[..100], &d[..100]);
+        b.add(&w[100..], &d[100..]);
+        a.merge(&b);
+        assert!((a.sqnr_db() - sqnr_db(&w, &d)).abs() < 1e-9);
+        let max = w
+            .iter()
+            .zip(&d)
+            .map(|(x, y)| (x - y).abs() as f64)
+            .fold(0.0, f64::max);
+        assert!((a.max_abs - max).abs() < 1e-9);
+        assert_eq!(sqnr_db(&w, &w), f64::INFINITY);
+    }
+
+    #[test]
     fn bad_shapes_are_errors() {
         assert!(quantize(&[0.0; 30], 1, 30, 32, QuantKind::Q4).is_err());
         assert!(quantize(&[0.0; 32], 1, 32, 12, QuantKind::Q4).is_err());
