@@ -21,17 +21,21 @@ pub use preprocess::{PreprocessError, preprocess};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kernel {
     Elementwise,
+    Conv3d,
+    Rearrange,
 }
 
 /// A set of preprocessor flags that the naga test validates for a family.
 pub type Variant = &'static [&'static str];
 
 impl Kernel {
-    pub const ALL: &'static [Kernel] = &[Kernel::Elementwise];
+    pub const ALL: &'static [Kernel] = &[Kernel::Elementwise, Kernel::Conv3d, Kernel::Rearrange];
 
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Elementwise => "elementwise",
+            Kernel::Conv3d => "conv3d",
+            Kernel::Rearrange => "rearrange",
         }
     }
 
@@ -39,14 +43,28 @@ impl Kernel {
     pub fn source(self) -> &'static str {
         match self {
             Kernel::Elementwise => include_str!("../elementwise.wgsl"),
+            Kernel::Conv3d => include_str!("../conv3d.wgsl"),
+            Kernel::Rearrange => include_str!("../rearrange.wgsl"),
         }
     }
 
     /// Every flag combination the runtime may ask for; the naga test checks each.
     pub fn variants(self) -> &'static [Variant] {
         const PRECISION: &[Variant] = &[&[], &["F16"]];
+        // Activations x weight storage x optional bias.
+        const CONV3D: &[Variant] = &[
+            &[],
+            &["BIAS"],
+            &["WEIGHT_F16"],
+            &["BIAS", "WEIGHT_F16"],
+            &["F16"],
+            &["BIAS", "F16"],
+            &["F16", "WEIGHT_F16"],
+            &["BIAS", "F16", "WEIGHT_F16"],
+        ];
         match self {
-            Kernel::Elementwise => PRECISION,
+            Kernel::Elementwise | Kernel::Rearrange => PRECISION,
+            Kernel::Conv3d => CONV3D,
         }
     }
 }

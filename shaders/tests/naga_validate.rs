@@ -7,7 +7,10 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 fn validate(kernel: Kernel, flags: &[&str]) -> Result<(), String> {
     let source = wgsl(kernel, flags).map_err(|e| e.to_string())?;
     let module = naga::front::wgsl::parse_str(&source).map_err(|e| e.emit_to_string(&source))?;
-    let mut caps = Capabilities::empty();
+    // unpack2x16float (f16 weights and scales in u32 words) is core WGSL on
+    // WebGPU; wgpu withholds it only on GL ES and on lavapipe without
+    // shader-f16 (DownlevelFlags::SHADER_F16_IN_F32).
+    let mut caps = Capabilities::SHADER_FLOAT16_IN_FLOAT32;
     if flags.contains(&"F16") {
         caps |= Capabilities::SHADER_FLOAT16;
     }

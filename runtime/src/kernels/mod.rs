@@ -4,14 +4,16 @@
 //!
 //! Kernels know nothing of models: they take tensors and sizes.
 
+pub mod conv3d;
 pub mod elementwise;
+pub mod rearrange;
 pub mod testing;
 
 use crate::gpu::{DType, Gpu, GpuError, Precision, Tensor};
 use testing::Check;
 
 /// Every kernel family, by the name `framecast doctor` and the browser use.
-pub const FAMILIES: &[&str] = &["elementwise"];
+pub const FAMILIES: &[&str] = &["elementwise", "conv3d", "rearrange"];
 
 /// Runs one family's table of cases against its CPU reference.
 pub async fn self_check(
@@ -27,6 +29,8 @@ pub async fn self_check(
     }
     match family {
         "elementwise" => elementwise::self_check(gpu, precision).await,
+        "conv3d" => conv3d::self_check(gpu, precision).await,
+        "rearrange" => rearrange::self_check(gpu, precision).await,
         other => Err(GpuError::shape(
             "self_check",
             format!("unknown kernel family '{other}'"),
