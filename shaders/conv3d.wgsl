@@ -1,13 +1,26 @@
 // 3D convolution of one VAE activation (channels first) as an implicit GEMM:
 //   out[n, m] = bias[n] + sum_k W[n, k] * X(m, k)
 // with M = output voxels (f', y', x'), N = Cout, K = Cin * kt * kh * kw.
-// X(m, k) is never materialised: the input patch is gathered while the A
-// tile is loaded into workgroup memory.
+// X(m, k) is never materialised: each invocation gathers its own patch
+// values from x as it goes.
 //
-// K is walked tap by tap (dt, dh, dw) outside and in chunks of TK input
-// channels inside. Within one tap each loader thread's input offset is fixed,
-// so the inner chunks cost one multiply-add of address per element instead of
-// the divisions a flat (ci, dt, dh, dw) index would need.
+// Tiling: a workgroup computes TM = 4 * WG voxels by TN = 16 channels. Each
+// invocation owns 4 voxels (lid + i * WG, so neighbouring invocations touch
+// neighbouring voxels: coalesced loads and stores) and all 16 channels, a
+// 4 x 16 block held as four mat4x4 accumulators (column = channel, row =
+// voxel). Its patch values are used by no other invocation, so they go
+// straight to registers; the weights are shared by all, and reach them one
+// of two ways:
+// - default: a TK x 16 chunk is staged in workgroup memory and read back as
+//   uniform vec4s (GPUs: broadcast reads, one barrier pair per chunk);
+// - SUBGROUPS: lanes 0..7 of each subgroup load 16 weights with two loads
+//   and subgroupBroadcast hands them round (CPU adapters such as lavapipe,
+//   where every memory read, uniform or not, is a per-lane loop and barriers
+//   switch coroutines; needs subgroups of at least 8).
+//
+// K is walked tap by tap (dt, dh, dw) outside and channel by channel inside:
+// within one tap a voxel's input offset is fixed, so the inner loop costs one
+// address add per load instead of the divisions a flat k index would need.
 //
 // Padding: zeros in space (pad_h, pad_w); in time, replication: padded frame
 // j reads input frame clamp(j - pad_front, 0, frames - 1). Frames past the
@@ -16,7 +29,7 @@
 //
 // Flags: F16 (activations), WEIGHT_F16 (weights and bias are f16 packed two
 // per u32, low half first; read with unpack2x16float, no shader-f16 needed),
-// BIAS (binding 3 is the bias and the output moves to binding 4).
+// BIAS (binding 3 is the bias and the output moves to binding 4), SUBGROUPS.
 #include "common/precision.wgsl"
 
 struct Params {
@@ -42,21 +55,15 @@ struct Params {
     _pad1: u32,
 }
 
-// Each invocation accumulates an RM x RN block of the output tile. They are
-// constants because private arrays cannot be sized by overrides.
-const RM: u32 = 4u;
-const RN: u32 = 4u;
+// Channels per workgroup: four mat4x4 accumulators per invocation.
+const TN: u32 = 16u;
 
-// Invocations along M and N, and the K chunk: the tile is TM x TN x TK.
-// The host keeps WG a multiple of TM and of TN (each loader keeps one column).
-override WG_M: u32 = 16u;
-override WG_N: u32 = 16u;
+// Invocations per workgroup (TM = 4 * WG voxels) and the input channels of
+// one staged weight chunk.
+override WG: u32 = 64u;
 override TK: u32 = 16u;
-override TM: u32 = WG_M * RM;
-override TN: u32 = WG_N * RN;
-override WG: u32 = WG_M * WG_N;
-override A_TILE: u32 = TK * TM;
-override B_TILE: u32 = TK * TN;
+override TM: u32 = WG * 4u;
+override B_TILE: u32 = TK * 4u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<act>;  // (cin, frames, height, width)
@@ -76,9 +83,10 @@ override B_TILE: u32 = TK * TN;
 @group(0) @binding(3) var<storage, read_write> out: array<act>;  // (cout, out_frames, out_height, out_width)
 #endif
 
-// k-major tiles: a_tile[kk * TM + mm], b_tile[kk * TN + nn].
-var<workgroup> a_tile: array<f32, A_TILE>;
-var<workgroup> b_tile: array<f32, B_TILE>;
+#if !SUBGROUPS
+// b_tile[kk * 4 + q] = weights of channels n0 + 4q .. 4q + 3 at chunk row kk.
+var<workgroup> b_tile: array<vec4<f32>, B_TILE>;
+#endif
 
 fn weight_at(i: u32) -> f32 {
 #if WEIGHT_F16
@@ -100,11 +108,41 @@ fn bias_at(n: u32) -> f32 {
 #endif
 }
 
+// acc + a (4 voxels) x b (4 channels), one fma per column.
+fn outer_fma(acc: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(
+        fma(a, vec4<f32>(b.x), acc[0]),
+        fma(a, vec4<f32>(b.y), acc[1]),
+        fma(a, vec4<f32>(b.z), acc[2]),
+        fma(a, vec4<f32>(b.w), acc[3]),
+    );
+}
+
+// Writes channels n .. n + 3 of voxels m (rows of acc's columns).
+fn store(acc: mat4x4<f32>, n: u32, m: vec4<u32>, m_total: u32) {
+    for (var c = 0u; c < 4u; c++) {
+        if (n + c >= p.cout) {
+            return;
+        }
+        let b = bias_at(n + c);
+        for (var i = 0u; i < 4u; i++) {
+            if (m[i] < m_total) {
+                out[(n + c) * m_total + m[i]] = act(acc[c][i] + b);
+            }
+        }
+    }
+}
+
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+#if SUBGROUPS
+    @builtin(subgroup_invocation_id) lane: u32,
+#endif
+) {
     let plane_out = p.out_height * p.out_width;
     let m_total = p.out_frames * plane_out;
-    let m0 = (wg.z * p.m_groups_x + wg.x) * TM;
     let n0 = wg.y * TN;
     let plane = p.height * p.width;
     let volume = p.frames * plane;
@@ -112,99 +150,97 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let taps = p.kt * khw;
     let k_total = p.cin * taps;
 
-    // Loader role for A: one output voxel (column a_col), rows a_row0 + j * A_STEP.
-    let a_col = lid % TM;
-    let a_row0 = lid / TM;
-    let a_step = WG / TM;
-    let m = m0 + a_col;
-    let m_ok = m < m_total;
-    let ox = m % p.out_width;
-    let oy = (m / p.out_width) % p.out_height;
-    let oz = m / plane_out;
-    let base_f = i32(oz * p.st) - i32(p.pad_front);
-    let base_y = i32(oy * p.sh) - i32(p.pad_h);
-    let base_x = i32(ox * p.sw) - i32(p.pad_w);
+    // This invocation's 4 voxels and where their receptive fields start.
+    let m = (wg.z * p.m_groups_x + wg.x) * TM + lid + vec4<u32>(0u, 1u, 2u, 3u) * WG;
+    let m_ok = m < vec4<u32>(m_total);
+    let base_f = vec4<i32>((m / plane_out) * p.st) - i32(p.pad_front);
+    let base_y = vec4<i32>(((m / p.out_width) % p.out_height) * p.sh) - i32(p.pad_h);
+    let base_x = vec4<i32>((m % p.out_width) * p.sw) - i32(p.pad_w);
+    let last_frame = vec4<i32>(i32(p.frames) - 1);
+    let height = vec4<i32>(i32(p.height));
+    let width = vec4<i32>(i32(p.width));
 
-    // Loader role for B: one output channel (column b_col).
-    let b_col = lid % TN;
-    let b_row0 = lid / TN;
-    let b_step = WG / TN;
-    let n_load = n0 + b_col;
-    let n_ok = n_load < p.cout;
-    let w_row = n_load * k_total;
+#if SUBGROUPS
+    // Lane l loads channels l % 8 and 8 + l % 8; channels past cout read the
+    // last row (their sums are never stored).
+    let w_lo = min(n0 + lane % 8u, p.cout - 1u) * k_total;
+    let w_hi = min(n0 + 8u + lane % 8u, p.cout - 1u) * k_total;
+#endif
 
-    // Compute role: rows tm + i * WG_M, columns tn + j * WG_N of the tile, so
-    // neighbouring invocations touch neighbouring voxels (coalesced stores).
-    let tm = lid % WG_M;
-    let tn = lid / WG_M;
-
-    var acc: array<array<f32, RN>, RM>;
-    for (var i = 0u; i < RM; i++) {
-        for (var j = 0u; j < RN; j++) {
-            acc[i][j] = 0.0;
-        }
-    }
+    var acc0 = mat4x4<f32>();
+    var acc1 = mat4x4<f32>();
+    var acc2 = mat4x4<f32>();
+    var acc3 = mat4x4<f32>();
 
     for (var tap = 0u; tap < taps; tap++) {
-        let dt = tap / khw;
-        let dh = (tap / p.kw) % p.kh;
-        let dw = tap % p.kw;
+        let dt = i32(tap / khw);
+        let dh = i32((tap / p.kw) % p.kh);
+        let dw = i32(tap % p.kw);
         // Replicate padding in time: clamp to the first and last frame.
-        let sf = clamp(base_f + i32(dt), 0, i32(p.frames) - 1);
-        let sy = base_y + i32(dh);
-        let sx = base_x + i32(dw);
-        let inside = m_ok && sy >= 0 && sy < i32(p.height) && sx >= 0 && sx < i32(p.width);
-        let offset = select(0u, u32(sf) * plane + u32(sy) * p.width + u32(sx), inside);
+        let sf = clamp(base_f + dt, vec4<i32>(0), last_frame);
+        let sy = base_y + dh;
+        let sx = base_x + dw;
+        let inside = m_ok & (sy >= vec4<i32>(0)) & (sy < height) & (sx >= vec4<i32>(0)) & (sx < width);
+        // Outside the image the read goes to offset 0 (always valid) and is masked to zero.
+        let offset = select(vec4<u32>(0u), vec4<u32>(sf) * plane + vec4<u32>(sy) * p.width + vec4<u32>(sx), inside);
 
+#if SUBGROUPS
+        for (var ci = 0u; ci < p.cin; ci++) {
+            let channel = ci * volume;
+            let a = select(vec4<f32>(0.0), vec4<f32>(
+                f32(x[channel + offset.x]),
+                f32(x[channel + offset.y]),
+                f32(x[channel + offset.z]),
+                f32(x[channel + offset.w]),
+            ), inside);
+            let k = ci * taps + tap;
+            let lo = weight_at(w_lo + k);
+            let hi = weight_at(w_hi + k);
+            acc0 = outer_fma(acc0, a, vec4<f32>(subgroupBroadcast(lo, 0u), subgroupBroadcast(lo, 1u), subgroupBroadcast(lo, 2u), subgroupBroadcast(lo, 3u)));
+            acc1 = outer_fma(acc1, a, vec4<f32>(subgroupBroadcast(lo, 4u), subgroupBroadcast(lo, 5u), subgroupBroadcast(lo, 6u), subgroupBroadcast(lo, 7u)));
+            acc2 = outer_fma(acc2, a, vec4<f32>(subgroupBroadcast(hi, 0u), subgroupBroadcast(hi, 1u), subgroupBroadcast(hi, 2u), subgroupBroadcast(hi, 3u)));
+            acc3 = outer_fma(acc3, a, vec4<f32>(subgroupBroadcast(hi, 4u), subgroupBroadcast(hi, 5u), subgroupBroadcast(hi, 6u), subgroupBroadcast(hi, 7u)));
+        }
+#else
         for (var c0 = 0u; c0 < p.cin; c0 += TK) {
-            for (var kk = a_row0; kk < TK; kk += a_step) {
-                let ci = c0 + kk;
-                var v = 0.0;
-                if (inside && ci < p.cin) {
-                    v = f32(x[ci * volume + offset]);
-                }
-                a_tile[kk * TM + a_col] = v;
-            }
-            for (var kk = b_row0; kk < TK; kk += b_step) {
-                let ci = c0 + kk;
-                var v = 0.0;
-                if (n_ok && ci < p.cin) {
-                    v = weight_at(w_row + ci * taps + tap);
-                }
-                b_tile[kk * TN + b_col] = v;
-            }
-            workgroupBarrier();
-
-            for (var kk = 0u; kk < TK; kk++) {
-                var a: array<f32, RM>;
-                var b: array<f32, RN>;
-                for (var i = 0u; i < RM; i++) {
-                    a[i] = a_tile[kk * TM + tm + i * WG_M];
-                }
-                for (var j = 0u; j < RN; j++) {
-                    b[j] = b_tile[kk * TN + tn + j * WG_N];
-                }
-                for (var i = 0u; i < RM; i++) {
-                    for (var j = 0u; j < RN; j++) {
-                        acc[i][j] = fma(a[i], b[j], acc[i][j]);
+            // Stage weights (c0 .. c0 + TK) x (n0 .. n0 + 16) of this tap.
+            for (var e = lid; e < B_TILE; e += WG) {
+                let ci = c0 + e / 4u;
+                let n = n0 + (e % 4u) * 4u;
+                var v = vec4<f32>(0.0);
+                if (ci < p.cin) {
+                    let k = ci * taps + tap;
+                    for (var c = 0u; c < 4u; c++) {
+                        if (n + c < p.cout) {
+                            v[c] = weight_at((n + c) * k_total + k);
+                        }
                     }
                 }
+                b_tile[e] = v;
+            }
+            workgroupBarrier();
+
+            let depth = min(TK, p.cin - c0);
+            for (var kk = 0u; kk < depth; kk++) {
+                let channel = (c0 + kk) * volume;
+                let a = select(vec4<f32>(0.0), vec4<f32>(
+                    f32(x[channel + offset.x]),
+                    f32(x[channel + offset.y]),
+                    f32(x[channel + offset.z]),
+                    f32(x[channel + offset.w]),
+                ), inside);
+                acc0 = outer_fma(acc0, a, b_tile[kk * 4u]);
+                acc1 = outer_fma(acc1, a, b_tile[kk * 4u + 1u]);
+                acc2 = outer_fma(acc2, a, b_tile[kk * 4u + 2u]);
+                acc3 = outer_fma(acc3, a, b_tile[kk * 4u + 3u]);
             }
             workgroupBarrier();
         }
+#endif
     }
 
-    for (var j = 0u; j < RN; j++) {
-        let n = n0 + tn + j * WG_N;
-        if (n >= p.cout) {
-            continue;
-        }
-        let b = bias_at(n);
-        for (var i = 0u; i < RM; i++) {
-            let mo = m0 + tm + i * WG_M;
-            if (mo < m_total) {
-                out[n * m_total + mo] = act(acc[i][j] + b);
-            }
-        }
-    }
+    store(acc0, n0, m, m_total);
+    store(acc1, n0 + 4u, m, m_total);
+    store(acc2, n0 + 8u, m, m_total);
+    store(acc3, n0 + 12u, m, m_total);
 }

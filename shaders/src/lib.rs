@@ -51,16 +51,24 @@ impl Kernel {
     /// Every flag combination the runtime may ask for; the naga test checks each.
     pub fn variants(self) -> &'static [Variant] {
         const PRECISION: &[Variant] = &[&[], &["F16"]];
-        // Activations x weight storage x optional bias.
+        // Optional bias x activation precision x weight path x weight storage.
         const CONV3D: &[Variant] = &[
             &[],
-            &["BIAS"],
             &["WEIGHT_F16"],
-            &["BIAS", "WEIGHT_F16"],
+            &["SUBGROUPS"],
+            &["SUBGROUPS", "WEIGHT_F16"],
             &["F16"],
-            &["BIAS", "F16"],
             &["F16", "WEIGHT_F16"],
+            &["F16", "SUBGROUPS"],
+            &["F16", "SUBGROUPS", "WEIGHT_F16"],
+            &["BIAS"],
+            &["BIAS", "WEIGHT_F16"],
+            &["BIAS", "SUBGROUPS"],
+            &["BIAS", "SUBGROUPS", "WEIGHT_F16"],
+            &["BIAS", "F16"],
             &["BIAS", "F16", "WEIGHT_F16"],
+            &["BIAS", "F16", "SUBGROUPS"],
+            &["BIAS", "F16", "SUBGROUPS", "WEIGHT_F16"],
         ];
         match self {
             Kernel::Elementwise | Kernel::Rearrange => PRECISION,

@@ -164,7 +164,7 @@ impl Rearrange {
         }
         match self.direction {
             Direction::DepthToSpace => {
-                if c % s != 0 {
+                if !c.is_multiple_of(s) {
                     return bad("channels are not a multiple of the block");
                 }
                 if f * st <= self.frame_offset {
@@ -179,13 +179,13 @@ impl Rearrange {
             }
             Direction::SpaceToDepth => {
                 let frames = f + self.frame_offset;
-                if frames % st != 0 || h % sh != 0 || w % sw != 0 {
+                if !frames.is_multiple_of(st) || !h.is_multiple_of(sh) || !w.is_multiple_of(sw) {
                     return bad("sizes are not multiples of the factors");
                 }
                 if self.frame_offset > f {
                     return bad("more prepended frames than input frames");
                 }
-                if (c * s) % self.group != 0 {
+                if !(c * s).is_multiple_of(self.group) {
                     return bad("the group does not divide the packed channels");
                 }
                 Ok([c * s / self.group, frames / st, h / sh, w / sw])
