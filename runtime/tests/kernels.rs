@@ -159,6 +159,16 @@ fn attention() {
 }
 
 #[test]
+fn conv3d() {
+    check_family("conv3d");
+}
+
+#[test]
+fn rearrange() {
+    check_family("rearrange");
+}
+
+#[test]
 fn every_family_has_a_test_here() {
     let this = include_str!("kernels.rs");
     for f in kernels::FAMILIES {

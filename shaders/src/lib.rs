@@ -28,6 +28,8 @@ pub enum Kernel {
     Rope,
     Matmul,
     Attention,
+    Conv3d,
+    Rearrange,
 }
 
 /// A set of preprocessor flags that the naga test validates for a family.
@@ -38,6 +40,8 @@ impl Kernel {
         Kernel::Elementwise,
         Kernel::Matmul,
         Kernel::Attention,
+        Kernel::Conv3d,
+        Kernel::Rearrange,
         Kernel::Norm,
         Kernel::Rope,
         Kernel::Sampler,
@@ -55,6 +59,8 @@ impl Kernel {
             Kernel::Rope => "rope",
             Kernel::Matmul => "matmul",
             Kernel::Attention => "attention",
+            Kernel::Conv3d => "conv3d",
+            Kernel::Rearrange => "rearrange",
         }
     }
 
@@ -69,6 +75,8 @@ impl Kernel {
             Kernel::Rope => include_str!("../rope.wgsl"),
             Kernel::Matmul => include_str!("../matmul.wgsl"),
             Kernel::Attention => include_str!("../attention.wgsl"),
+            Kernel::Conv3d => include_str!("../conv3d.wgsl"),
+            Kernel::Rearrange => include_str!("../rearrange.wgsl"),
         }
     }
 
@@ -127,8 +135,27 @@ impl Kernel {
             &["F16", "K4", "Q4", "QUANT"],
             &["BIAS", "F16", "K4", "Q4", "QUANT"],
         ];
+        // Optional bias x activation precision x weight path x weight storage.
+        const CONV3D: &[Variant] = &[
+            &[],
+            &["WEIGHT_F16"],
+            &["SUBGROUPS"],
+            &["SUBGROUPS", "WEIGHT_F16"],
+            &["F16"],
+            &["F16", "WEIGHT_F16"],
+            &["F16", "SUBGROUPS"],
+            &["F16", "SUBGROUPS", "WEIGHT_F16"],
+            &["BIAS"],
+            &["BIAS", "WEIGHT_F16"],
+            &["BIAS", "SUBGROUPS"],
+            &["BIAS", "SUBGROUPS", "WEIGHT_F16"],
+            &["BIAS", "F16"],
+            &["BIAS", "F16", "WEIGHT_F16"],
+            &["BIAS", "F16", "SUBGROUPS"],
+            &["BIAS", "F16", "SUBGROUPS", "WEIGHT_F16"],
+        ];
         match self {
-            Kernel::Elementwise | Kernel::Rng | Kernel::Video => PRECISION,
+            Kernel::Elementwise | Kernel::Rng | Kernel::Video | Kernel::Rearrange => PRECISION,
             Kernel::Sampler => SAMPLER,
             Kernel::Norm => NORM,
             Kernel::Rope => ROPE,
@@ -153,6 +180,7 @@ impl Kernel {
                 &["F16", "SUBGROUPS", "T5_BIAS"],
                 &["F16", "MASK", "SUBGROUPS", "T5_BIAS"],
             ],
+            Kernel::Conv3d => CONV3D,
         }
     }
 }

@@ -7,8 +7,9 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 fn validate(kernel: Kernel, flags: &[&str]) -> Result<(), String> {
     let source = wgsl(kernel, flags).map_err(|e| e.to_string())?;
     let module = naga::front::wgsl::parse_str(&source).map_err(|e| e.emit_to_string(&source))?;
-    // unpack2x16float (f16 weights and scales) is core WGSL; wgpu grants it
-    // everywhere but the oldest GL.
+    // unpack2x16float (f16 weights and scales in u32 words) is core WGSL on
+    // WebGPU; wgpu withholds it only on GL ES and on lavapipe without
+    // shader-f16 (DownlevelFlags::SHADER_F16_IN_F32).
     let mut caps = Capabilities::SHADER_FLOAT16_IN_FLOAT32;
     if flags.contains(&"F16") {
         caps |= Capabilities::SHADER_FLOAT16;
@@ -77,7 +78,9 @@ fn no_f32_literal_beyond_f32_max() {
     let mut bad = Vec::new();
     let sources = Kernel::ALL.iter().map(|k| (k.name(), k.source()));
     for (name, src) in sources {
-        for token in src.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '+' || c == '-')) {
+        for token in
+            src.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '+' || c == '-'))
+        {
             let digits = token.trim_start_matches(['-', '+']).trim_end_matches('f');
             if digits.contains(['e', 'E']) && digits.starts_with(|c: char| c.is_ascii_digit()) {
                 if let Ok(v) = digits.parse::<f64>() {

@@ -5,9 +5,11 @@
 //! Kernels know nothing of models: they take tensors and sizes.
 
 pub mod attention;
+pub mod conv3d;
 pub mod elementwise;
 pub mod matmul;
 pub mod norm;
+pub mod rearrange;
 pub mod rng;
 pub mod rope;
 pub mod rows;
@@ -25,6 +27,8 @@ pub const FAMILIES: &[&str] = &[
     "elementwise",
     "matmul",
     "attention",
+    "conv3d",
+    "rearrange",
     "norm",
     "rope",
     "sampler",
@@ -53,6 +57,8 @@ pub async fn self_check(
         "rope" => rope::self_check(gpu, precision).await,
         "matmul" => matmul::self_check(gpu, precision).await,
         "attention" => attention::self_check(gpu, precision).await,
+        "conv3d" => conv3d::self_check(gpu, precision).await,
+        "rearrange" => rearrange::self_check(gpu, precision).await,
         other => Err(GpuError::shape(
             "self_check",
             format!("unknown kernel family '{other}'"),
