@@ -5,29 +5,11 @@
 //! Without an adapter these tests say so and pass, unless
 //! FRAMECAST_REQUIRE_GPU=1 (the README test command sets it), where they fail.
 
-use std::sync::OnceLock;
+mod common;
 
+use common::gpu;
 use framecast::gpu::Precision;
-use framecast::{AdapterChoice, Gpu, kernels};
-
-fn gpu() -> Option<&'static Gpu> {
-    static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
-    GPU.get_or_init(
-        || match pollster::block_on(Gpu::new(&AdapterChoice::from_env())) {
-            Ok(g) => {
-                eprintln!("adapter: {}", g.describe());
-                Some(g)
-            }
-            Err(e) => {
-                let required = std::env::var("FRAMECAST_REQUIRE_GPU").as_deref() == Ok("1");
-                assert!(!required, "no adapter and FRAMECAST_REQUIRE_GPU=1: {e}");
-                eprintln!("skipped: no GPU adapter ({e})");
-                None
-            }
-        },
-    )
-    .as_ref()
-}
+use framecast::kernels;
 
 fn check_family(family: &str) {
     let Some(gpu) = gpu() else { return };

@@ -23,7 +23,10 @@ pub fn gpu() -> Option<&'static Gpu> {
     static GPU: OnceLock<Option<Gpu>> = OnceLock::new();
     GPU.get_or_init(
         || match pollster::block_on(Gpu::new(&AdapterChoice::from_env())) {
-            Ok(g) => Some(g),
+            Ok(g) => {
+                eprintln!("adapter: {}", g.describe());
+                Some(g)
+            }
             Err(e) => {
                 let required = std::env::var("FRAMECAST_REQUIRE_GPU").as_deref() == Ok("1");
                 assert!(!required, "no adapter and FRAMECAST_REQUIRE_GPU=1: {e}");
