@@ -1,11 +1,13 @@
-// FMA peak microbenchmark: every invocation runs CHAINS independent vec4 fma
-// chains for `iters` iterations. Independent chains hide the FMA latency
+// FMA peak microbenchmark: every invocation runs 8 (4 under the CHAINS4
+// flag) independent vec4 fma chains for `iters` iterations. Fewer chains
+// need fewer registers (a CPU rasteriser keeps each vec4 in 4 SIMD
+// registers); more hide more latency. The host takes the faster. Independent chains hide the FMA latency
 // (a CPU rasteriser such as lavapipe maps invocations to SIMD lanes and needs
 // several FMAs in flight per lane; a GPU gets the same from many warps).
 // The multiplier and addend come from the uniform, so nothing folds at
 // compile time, and the result is stored so nothing is dead code.
 //
-// FLOPs per invocation: iters * CHAINS * 4 lanes * 2.
+// FLOPs per invocation: iters * chains * 4 lanes * 2.
 #if F16
 enable f16;
 alias elem = f16;
@@ -36,20 +38,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>,
     var a1 = a0 + vec4<elem>(elem(0.01));
     var a2 = a0 + vec4<elem>(elem(0.02));
     var a3 = a0 + vec4<elem>(elem(0.03));
+#if !CHAINS4
     var a4 = a0 + vec4<elem>(elem(0.04));
     var a5 = a0 + vec4<elem>(elem(0.05));
     var a6 = a0 + vec4<elem>(elem(0.06));
     var a7 = a0 + vec4<elem>(elem(0.07));
+#endif
     for (var it = 0u; it < p.iters; it++) {
         a0 = fma(a0, m, c);
         a1 = fma(a1, m, c);
         a2 = fma(a2, m, c);
         a3 = fma(a3, m, c);
+#if !CHAINS4
         a4 = fma(a4, m, c);
         a5 = fma(a5, m, c);
         a6 = fma(a6, m, c);
         a7 = fma(a7, m, c);
+#endif
     }
+#if CHAINS4
+    let sum = (a0 + a1) + (a2 + a3);
+#else
     let sum = (a0 + a1) + (a2 + a3) + (a4 + a5) + (a6 + a7);
+#endif
     out[i] = f32(sum.x + sum.y + sum.z + sum.w);
 }

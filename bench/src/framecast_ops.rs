@@ -1,20 +1,12 @@
-//! The framecast side of each case: upload inputs once, return a recorder.
-//!
-//! Families still on their own branches (matmul, attention, conv3d) are
-//! written against their expected APIs behind a cargo feature of the same
-//! name; without it the table says "not merged". They follow the APIs on the
-//! matmul, attention and conv3d branches (`matmul::encode(step, x, &Weight,
-//! bias, y)`, `attention::encode(step, &Attention, q, k, v, out, Bias)`,
-//! `conv3d::encode(step, &Conv3d, x, weight, bias, y)`). After merging a
-//! family: add its name to `default` in bench/Cargo.toml and run
-//! `cargo run --release -p framecast-bench -- --filter <family>`.
+//! The framecast side of each case: upload inputs once, return a recorder
+//! that records the kernel under test into a step. A new family is one
+//! function here and one entry in `cases::all`.
 
 use framecast::Gpu;
 use framecast::gpu::{DType, Tensor};
 use framecast::kernels::elementwise::{self, Op};
 use framecast::kernels::testing::Rng;
 
-#[allow(unused_imports)]
 use crate::cases::{Act, FcSetup, Fmt, Side};
 
 fn dtype(act: Act) -> DType {
@@ -45,7 +37,6 @@ pub fn elementwise(binary: bool, n: usize, act: Act) -> Side<FcSetup> {
 }
 
 /// `Y = X W^T` with X `[m, k]`, W `[n, k]` in `fmt` (group 32 for q4/q8).
-#[cfg(feature = "matmul")]
 pub fn matmul(m: usize, k: usize, n: usize, fmt: Fmt, act: Act) -> Side<FcSetup> {
     use framecast::kernels::matmul::{self, Weight, WeightFormat};
     let format = match fmt {
@@ -65,14 +56,8 @@ pub fn matmul(m: usize, k: usize, n: usize, fmt: Fmt, act: Act) -> Side<FcSetup>
     }))
 }
 
-#[cfg(not(feature = "matmul"))]
-pub fn matmul(_m: usize, _k: usize, _n: usize, _fmt: Fmt, _act: Act) -> Side<FcSetup> {
-    Side::Missing("not merged".into())
-}
-
 /// Attention over packed `[tokens, heads * dim]` Q/K/V (framecast's layout:
 /// heads are column blocks, read with row strides), no mask, scale 1/sqrt(dim).
-#[cfg(feature = "attention")]
 pub fn attention(heads: usize, dim: usize, sq: usize, skv: usize, act: Act) -> Side<FcSetup> {
     use framecast::kernels::attention::{self, Attention, Bias};
     Side::Run(Box::new(move |gpu| {
@@ -87,15 +72,9 @@ pub fn attention(heads: usize, dim: usize, sq: usize, skv: usize, act: Act) -> S
     }))
 }
 
-#[cfg(not(feature = "attention"))]
-pub fn attention(_heads: usize, _dim: usize, _sq: usize, _skv: usize, _act: Act) -> Side<FcSetup> {
-    Side::Missing("not merged".into())
-}
-
 /// 3x3x3 convolution on `[cin, t, h, w]`, zero padding 1 in space and the
 /// causal (first-frame replicate) padding in time, as LTX's VAE runs it;
 /// weights in the activations' dtype, no bias.
-#[cfg(feature = "conv3d")]
 pub fn conv3d(cin: usize, cout: usize, [t, h, w]: [usize; 3], act: Act) -> Side<FcSetup> {
     use framecast::kernels::conv3d::{self, Conv3d, TimePad};
     Side::Run(Box::new(move |gpu| {
@@ -108,9 +87,4 @@ pub fn conv3d(cin: usize, cout: usize, [t, h, w]: [usize; 3], act: Act) -> Side<
             conv3d::encode(step, &conv, &x, &weight, None, &y)
         }))
     }))
-}
-
-#[cfg(not(feature = "conv3d"))]
-pub fn conv3d(_cin: usize, _cout: usize, _thw: [usize; 3], _act: Act) -> Side<FcSetup> {
-    Side::Missing("not merged".into())
 }

@@ -152,11 +152,17 @@ fn open_burn(gpu: &Gpu) -> Result<(Device, String)> {
     Ok((device, name))
 }
 
+/// burn's panic, cut to its innermost cause (its messages run to many lines).
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     let text = panic
         .downcast_ref::<String>()
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("panic");
-    format!("panic: {text}")
+    let cause = text
+        .rsplit("Caused by:")
+        .next()
+        .and_then(|c| c.lines().map(str::trim).find(|l| !l.is_empty()))
+        .unwrap_or(text);
+    format!("panic: {cause}")
 }

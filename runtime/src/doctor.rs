@@ -73,15 +73,22 @@ pub fn describe(gpu: &Gpu) -> String {
     s
 }
 
-/// Runs every family's self-check at f32, and at f16 where the adapter has it.
-pub async fn run(gpu: &Gpu) -> Report {
+/// The precisions a self-check covers on this adapter: f32 always, f16
+/// where the device has shader-f16.
+pub fn precisions(gpu: &Gpu) -> Vec<Precision> {
     let mut precisions = vec![Precision::F32];
     if gpu.caps.f16 {
         precisions.push(Precision::F16);
     }
+    precisions
+}
+
+/// Runs the named families' self-checks at every precision of [`precisions`]
+/// (names from [`kernels::FAMILIES`]; another name reports as that family's error).
+pub async fn check(gpu: &Gpu, names: &[&'static str]) -> Vec<FamilyReport> {
     let mut families = Vec::new();
-    for &family in kernels::FAMILIES {
-        for &precision in &precisions {
+    for &family in names {
+        for precision in precisions(gpu) {
             let result = kernels::self_check(gpu, family, precision).await;
             families.push(FamilyReport {
                 family,
@@ -90,9 +97,14 @@ pub async fn run(gpu: &Gpu) -> Report {
             });
         }
     }
+    families
+}
+
+/// Runs every family's self-check at f32, and at f16 where the adapter has it.
+pub async fn run(gpu: &Gpu) -> Report {
     Report {
         adapter: describe(gpu),
-        families,
+        families: check(gpu, kernels::FAMILIES).await,
     }
 }
 
@@ -105,7 +117,12 @@ impl std::fmt::Display for Report {
                 Ok(checks) => {
                     let worst = checks
                         .iter()
-                        .map(|c| c.nmse / c.bound)
+                        // Exact checks have a zero bound: count them as 0% or failed.
+                        .map(|c| match (c.bound > 0.0, c.passed()) {
+                            (true, _) => c.nmse / c.bound,
+                            (false, true) => 0.0,
+                            (false, false) => f64::INFINITY,
+                        })
                         .fold(0.0f64, f64::max);
                     let verdict = if fam.passed() { "ok  " } else { "FAIL" };
                     writeln!(

@@ -157,15 +157,42 @@ pub fn pack_f16(values: &[f16]) -> Vec<u32> {
 
 /// Signal-to-quantisation-noise ratio in dB (infinite for an exact copy).
 pub fn sqnr_db(original: &[f32], approx: &[f32]) -> f64 {
-    let (mut sig, mut noise) = (0.0f64, 0.0f64);
-    for (&a, &b) in original.iter().zip(approx) {
-        sig += (a as f64).powi(2);
-        noise += (a as f64 - b as f64).powi(2);
+    let mut e = ErrorStats::default();
+    e.add(original, approx);
+    e.sqnr_db()
+}
+
+/// Error sums that can be gathered piece by piece (a tensor quantised in row
+/// chunks on several threads) and merged.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ErrorStats {
+    pub signal: f64,
+    pub noise: f64,
+    pub max_abs: f64,
+}
+
+impl ErrorStats {
+    pub fn add(&mut self, original: &[f32], approx: &[f32]) {
+        for (&a, &b) in original.iter().zip(approx) {
+            let d = a as f64 - b as f64;
+            self.signal += (a as f64).powi(2);
+            self.noise += d * d;
+            self.max_abs = self.max_abs.max(d.abs());
+        }
     }
-    if noise == 0.0 {
-        f64::INFINITY
-    } else {
-        10.0 * (sig / noise).log10()
+
+    pub fn merge(&mut self, other: &ErrorStats) {
+        self.signal += other.signal;
+        self.noise += other.noise;
+        self.max_abs = self.max_abs.max(other.max_abs);
+    }
+
+    pub fn sqnr_db(&self) -> f64 {
+        if self.noise == 0.0 {
+            f64::INFINITY
+        } else {
+            10.0 * (self.signal / self.noise).log10()
+        }
     }
 }
 
@@ -214,6 +241,25 @@ mod tests {
             pack_f16(&[f16::ONE, f16::NEG_ONE, f16::ONE]),
             vec![0xBC00_3C00, 0x3C00]
         );
+    }
+
+    #[test]
+    fn error_stats_merge_like_one_pass() {
+        let mut rng = Rng::new(5);
+        let w = rng.normal_vec(256, 1.0);
+        let d = quantize(&w, 4, 64, 32, QuantKind::Q4).unwrap().dequantize();
+        let (mut a, mut b) = (ErrorStats::default(), ErrorStats::default());
+        a.add(&w[..100], &d[..100]);
+        b.add(&w[100..], &d[100..]);
+        a.merge(&b);
+        assert!((a.sqnr_db() - sqnr_db(&w, &d)).abs() < 1e-9);
+        let max = w
+            .iter()
+            .zip(&d)
+            .map(|(x, y)| (x - y).abs() as f64)
+            .fold(0.0, f64::max);
+        assert!((a.max_abs - max).abs() < 1e-9);
+        assert_eq!(sqnr_db(&w, &w), f64::INFINITY);
     }
 
     #[test]

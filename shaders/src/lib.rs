@@ -21,17 +21,46 @@ pub use preprocess::{PreprocessError, preprocess};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kernel {
     Elementwise,
+    Sampler,
+    Rng,
+    Video,
+    Norm,
+    Rope,
+    Matmul,
+    Attention,
+    Conv3d,
+    Rearrange,
 }
 
 /// A set of preprocessor flags that the naga test validates for a family.
 pub type Variant = &'static [&'static str];
 
 impl Kernel {
-    pub const ALL: &'static [Kernel] = &[Kernel::Elementwise];
+    pub const ALL: &'static [Kernel] = &[
+        Kernel::Elementwise,
+        Kernel::Matmul,
+        Kernel::Attention,
+        Kernel::Conv3d,
+        Kernel::Rearrange,
+        Kernel::Norm,
+        Kernel::Rope,
+        Kernel::Sampler,
+        Kernel::Rng,
+        Kernel::Video,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Elementwise => "elementwise",
+            Kernel::Sampler => "sampler",
+            Kernel::Rng => "rng",
+            Kernel::Video => "video",
+            Kernel::Norm => "norm",
+            Kernel::Rope => "rope",
+            Kernel::Matmul => "matmul",
+            Kernel::Attention => "attention",
+            Kernel::Conv3d => "conv3d",
+            Kernel::Rearrange => "rearrange",
         }
     }
 
@@ -39,14 +68,119 @@ impl Kernel {
     pub fn source(self) -> &'static str {
         match self {
             Kernel::Elementwise => include_str!("../elementwise.wgsl"),
+            Kernel::Sampler => include_str!("../sampler.wgsl"),
+            Kernel::Rng => include_str!("../rng.wgsl"),
+            Kernel::Video => include_str!("../video.wgsl"),
+            Kernel::Norm => include_str!("../norm.wgsl"),
+            Kernel::Rope => include_str!("../rope.wgsl"),
+            Kernel::Matmul => include_str!("../matmul.wgsl"),
+            Kernel::Attention => include_str!("../attention.wgsl"),
+            Kernel::Conv3d => include_str!("../conv3d.wgsl"),
+            Kernel::Rearrange => include_str!("../rearrange.wgsl"),
         }
     }
 
     /// Every flag combination the runtime may ask for; the naga test checks each.
     pub fn variants(self) -> &'static [Variant] {
         const PRECISION: &[Variant] = &[&[], &["F16"]];
+        // The Euler step may update the latents in place (INPLACE).
+        const SAMPLER: &[Variant] = &[&[], &["F16"], &["INPLACE"], &["F16", "INPLACE"]];
+        // rms_norm / layer_norm / pixel_norm: optional weight, modulation, and
+        // the scale_shift_table row (only with modulation); gated_residual
+        // under GATE, with or without the table row.
+        const NORM: &[Variant] = &[
+            &[],
+            &["WEIGHT"],
+            &["MOD"],
+            &["MOD", "WEIGHT"],
+            &["MOD", "TABLE"],
+            &["MOD", "TABLE", "WEIGHT"],
+            &["F16"],
+            &["F16", "WEIGHT"],
+            &["F16", "MOD"],
+            &["F16", "MOD", "WEIGHT"],
+            &["F16", "MOD", "TABLE"],
+            &["F16", "MOD", "TABLE", "WEIGHT"],
+            &["GATE"],
+            &["GATE", "TABLE"],
+            &["F16", "GATE"],
+            &["F16", "GATE", "TABLE"],
+        ];
+        // rope_apply at either precision; rope_table (TABLE) is f32 only.
+        const ROPE: &[Variant] = &[&[], &["F16"], &["TABLE"]];
+        // Activation precision x weight format (q4/q8 always with K4) x K4 x bias.
+        const MATMUL: &[Variant] = &[
+            &[],
+            &["BIAS"],
+            &["K4"],
+            &["BIAS", "K4"],
+            &["WF16"],
+            &["BIAS", "WF16"],
+            &["K4", "WF16"],
+            &["BIAS", "K4", "WF16"],
+            &["K4", "Q8", "QUANT"],
+            &["BIAS", "K4", "Q8", "QUANT"],
+            &["K4", "Q4", "QUANT"],
+            &["BIAS", "K4", "Q4", "QUANT"],
+            &["F16"],
+            &["BIAS", "F16"],
+            &["F16", "K4"],
+            &["BIAS", "F16", "K4"],
+            &["F16", "WF16"],
+            &["BIAS", "F16", "WF16"],
+            &["F16", "K4", "WF16"],
+            &["BIAS", "F16", "K4", "WF16"],
+            &["F16", "K4", "Q8", "QUANT"],
+            &["BIAS", "F16", "K4", "Q8", "QUANT"],
+            &["F16", "K4", "Q4", "QUANT"],
+            &["BIAS", "F16", "K4", "Q4", "QUANT"],
+        ];
+        // Optional bias x activation precision x weight path x weight storage.
+        const CONV3D: &[Variant] = &[
+            &[],
+            &["WEIGHT_F16"],
+            &["SUBGROUPS"],
+            &["SUBGROUPS", "WEIGHT_F16"],
+            &["F16"],
+            &["F16", "WEIGHT_F16"],
+            &["F16", "SUBGROUPS"],
+            &["F16", "SUBGROUPS", "WEIGHT_F16"],
+            &["BIAS"],
+            &["BIAS", "WEIGHT_F16"],
+            &["BIAS", "SUBGROUPS"],
+            &["BIAS", "SUBGROUPS", "WEIGHT_F16"],
+            &["BIAS", "F16"],
+            &["BIAS", "F16", "WEIGHT_F16"],
+            &["BIAS", "F16", "SUBGROUPS"],
+            &["BIAS", "F16", "SUBGROUPS", "WEIGHT_F16"],
+        ];
         match self {
-            Kernel::Elementwise => PRECISION,
+            Kernel::Elementwise | Kernel::Rng | Kernel::Video | Kernel::Rearrange => PRECISION,
+            Kernel::Sampler => SAMPLER,
+            Kernel::Norm => NORM,
+            Kernel::Rope => ROPE,
+            Kernel::Matmul => MATMUL,
+            // Optional bindings (an additive key mask, a T5 bias table) and
+            // the subgroup path, at both precisions.
+            Kernel::Attention => &[
+                &[],
+                &["MASK"],
+                &["T5_BIAS"],
+                &["MASK", "T5_BIAS"],
+                &["F16"],
+                &["F16", "MASK"],
+                &["F16", "T5_BIAS"],
+                &["F16", "MASK", "T5_BIAS"],
+                &["SUBGROUPS"],
+                &["MASK", "SUBGROUPS"],
+                &["SUBGROUPS", "T5_BIAS"],
+                &["MASK", "SUBGROUPS", "T5_BIAS"],
+                &["F16", "SUBGROUPS"],
+                &["F16", "MASK", "SUBGROUPS"],
+                &["F16", "SUBGROUPS", "T5_BIAS"],
+                &["F16", "MASK", "SUBGROUPS", "T5_BIAS"],
+            ],
+            Kernel::Conv3d => CONV3D,
         }
     }
 }

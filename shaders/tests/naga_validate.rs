@@ -7,7 +7,10 @@ use naga::valid::{Capabilities, ValidationFlags, Validator};
 fn validate(kernel: Kernel, flags: &[&str]) -> Result<(), String> {
     let source = wgsl(kernel, flags).map_err(|e| e.to_string())?;
     let module = naga::front::wgsl::parse_str(&source).map_err(|e| e.emit_to_string(&source))?;
-    let mut caps = Capabilities::empty();
+    // unpack2x16float (f16 weights and scales in u32 words) is core WGSL on
+    // WebGPU; wgpu withholds it only on GL ES and on lavapipe without
+    // shader-f16 (DownlevelFlags::SHADER_F16_IN_F32).
+    let mut caps = Capabilities::SHADER_FLOAT16_IN_FLOAT32;
     if flags.contains(&"F16") {
         caps |= Capabilities::SHADER_FLOAT16;
     }
@@ -66,4 +69,27 @@ fn every_family_is_registered_once_with_a_file() {
             k.name()
         );
     }
+}
+
+/// naga rounds a decimal literal beyond f32::MAX down to it; Chromium's Tint
+/// rejects the shader. Catch such literals here, without a browser.
+#[test]
+fn no_f32_literal_beyond_f32_max() {
+    let mut bad = Vec::new();
+    let sources = Kernel::ALL.iter().map(|k| (k.name(), k.source()));
+    for (name, src) in sources {
+        for token in
+            src.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '+' || c == '-'))
+        {
+            let digits = token.trim_start_matches(['-', '+']).trim_end_matches('f');
+            if digits.contains(['e', 'E']) && digits.starts_with(|c: char| c.is_ascii_digit()) {
+                if let Ok(v) = digits.parse::<f64>() {
+                    if v > f32::MAX as f64 {
+                        bad.push(format!("{name}: {token}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "literals Tint will reject: {bad:?}");
 }

@@ -79,6 +79,8 @@ impl Precision {
     }
 }
 
+/// Native adapters are enumerated and ranked; the browser picks its own.
+#[cfg(not(target_arch = "wasm32"))]
 fn rank(info: &wgpu::AdapterInfo) -> u32 {
     let device = match info.device_type {
         wgpu::DeviceType::DiscreteGpu => 40,
@@ -150,6 +152,9 @@ async fn pick(
             power_preference: wgpu::PowerPreference::HighPerformance,
             force_fallback_adapter: false,
             compatible_surface: None,
+            // apply_limit_buckets stays off: bucketed limits would hide the
+            // adapter's real maximum bindings, which large models need.
+            ..Default::default()
         })
         .await
         .map_err(|e| GpuError::NoAdapter(format!(" ({e})")))

@@ -1,3 +1,5 @@
+use std::future::Future;
+
 use thiserror::Error;
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -39,13 +41,41 @@ impl GpuError {
     }
 }
 
-/// Polls a future once. wgpu-core resolves error scopes synchronously, so
-/// natively this yields the answer; on WebGPU the answer may come later.
-pub(crate) fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match fut.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => Some(v),
-        std::task::Poll::Pending => None,
+impl super::Gpu {
+    /// Fails with `to_error` if `scope` caught an error. wgpu-core resolves
+    /// error scopes synchronously, so natively the answer is known here. On
+    /// WebGPU the browser answers later: the error is then recorded among the
+    /// device's errors when it arrives (`Gpu::check` reports it at the next
+    /// readback) instead of being dropped with the future, which would leave
+    /// only "invalid due to a previous error" messages to go by.
+    pub(super) fn scope_error(
+        &self,
+        scope: wgpu::ErrorScopeGuard,
+        to_error: impl FnOnce(wgpu::Error) -> GpuError + 'static,
+    ) -> Result<(), GpuError> {
+        let mut fut = Box::pin(scope.pop());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(None) => Ok(()),
+            std::task::Poll::Ready(Some(e)) => Err(to_error(e)),
+            std::task::Poll::Pending => {
+                #[cfg(target_arch = "wasm32")]
+                {
+                    let errors = self.errors.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        if let Some(e) = fut.await {
+                            let message = to_error(e).to_string();
+                            log::error!("{message}");
+                            if let Ok(mut v) = errors.lock() {
+                                v.push(message);
+                            }
+                        }
+                    });
+                }
+                #[cfg(not(target_arch = "wasm32"))]
+                drop((fut, to_error));
+                Ok(())
+            }
+        }
     }
 }

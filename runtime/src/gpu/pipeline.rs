@@ -162,12 +162,11 @@ impl Gpu {
                 },
                 cache: None,
             });
-        if let Some(Some(e)) = super::error::poll_once(scope.pop()) {
-            return Err(GpuError::Pipeline {
-                label,
-                message: e.to_string(),
-            });
-        }
+        let scope_label = label.clone();
+        self.scope_error(scope, move |e| GpuError::Pipeline {
+            label: scope_label,
+            message: e.to_string(),
+        })?;
         let compiled = Arc::new(Compiled {
             pipeline,
             accesses: accesses.to_vec(),

@@ -74,6 +74,10 @@ pub struct Step<'g> {
     profile: bool,
     chunks: Vec<(wgpu::Buffer, Vec<u8>)>,
     cmds: Vec<Cmd>,
+    /// Every tensor a recorded command touches, held until submit: a tensor
+    /// dropped earlier would return its buffer to the pool, where an upload
+    /// (which runs before the whole submission) could overwrite it.
+    keep: Vec<Tensor>,
 }
 
 impl<'g> Step<'g> {
@@ -84,6 +88,7 @@ impl<'g> Step<'g> {
             profile,
             chunks: Vec::new(),
             cmds: Vec::new(),
+            keep: Vec::new(),
         }
     }
 
@@ -132,6 +137,7 @@ impl<'g> Step<'g> {
             offset: offset as u32,
             groups,
         });
+        self.keep.extend(bindings.iter().map(|b| b.tensor.clone()));
         Ok(())
     }
 
@@ -145,6 +151,7 @@ impl<'g> Step<'g> {
             dst: dst.buffer().clone(),
             bytes: src.bytes(),
         });
+        self.keep.extend([src.clone(), dst.clone()]);
         Ok(())
     }
 

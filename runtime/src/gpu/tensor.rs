@@ -164,12 +164,8 @@ impl Gpu {
             usage,
             mapped_at_creation: false,
         });
-        if let Some(Some(_)) = super::error::poll_once(scope.pop()) {
-            return Err(GpuError::OutOfMemory {
-                label: label.to_string(),
-                bytes: size,
-            });
-        }
+        let label = label.to_string();
+        self.scope_error(scope, move |_| GpuError::OutOfMemory { label, bytes: size })?;
         Ok(buffer)
     }
 }

@@ -4,14 +4,37 @@
 //!
 //! Kernels know nothing of models: they take tensors and sizes.
 
+pub mod attention;
+pub mod conv3d;
 pub mod elementwise;
+pub mod matmul;
+pub mod norm;
+pub mod rearrange;
+pub mod rng;
+pub mod rope;
+pub mod rows;
+pub mod sampler;
 pub mod testing;
+pub mod video;
+
+pub use rows::Rows;
 
 use crate::gpu::{DType, Gpu, GpuError, Precision, Tensor};
 use testing::Check;
 
 /// Every kernel family, by the name `framecast doctor` and the browser use.
-pub const FAMILIES: &[&str] = &["elementwise"];
+pub const FAMILIES: &[&str] = &[
+    "elementwise",
+    "matmul",
+    "attention",
+    "conv3d",
+    "rearrange",
+    "norm",
+    "rope",
+    "sampler",
+    "rng",
+    "video",
+];
 
 /// Runs one family's table of cases against its CPU reference.
 pub async fn self_check(
@@ -27,6 +50,15 @@ pub async fn self_check(
     }
     match family {
         "elementwise" => elementwise::self_check(gpu, precision).await,
+        "sampler" => sampler::self_check(gpu, precision).await,
+        "rng" => rng::self_check(gpu, precision).await,
+        "video" => video::self_check(gpu, precision).await,
+        "norm" => norm::self_check(gpu, precision).await,
+        "rope" => rope::self_check(gpu, precision).await,
+        "matmul" => matmul::self_check(gpu, precision).await,
+        "attention" => attention::self_check(gpu, precision).await,
+        "conv3d" => conv3d::self_check(gpu, precision).await,
+        "rearrange" => rearrange::self_check(gpu, precision).await,
         other => Err(GpuError::shape(
             "self_check",
             format!("unknown kernel family '{other}'"),

@@ -53,12 +53,27 @@ pub fn nmse(got: &[f32], want: &[f32]) -> f64 {
     err / sig.max(1e-30)
 }
 
+/// What a [`Check`]'s `nmse` field holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Normalised mean squared error against the reference.
+    Nmse,
+    /// The fraction of elements that differ from the reference at all
+    /// (exact comparisons: bytes, bits; the bound is 0).
+    Mismatch,
+    /// An absolute difference: the largest elementwise one, or a statistic's
+    /// distance from its expected value.
+    Abs,
+}
+
 /// The outcome of comparing one kernel case with its reference.
 #[derive(Clone, Debug)]
 pub struct Check {
     pub name: String,
+    /// The measured error, in the unit `metric` names (NMSE for most checks).
     pub nmse: f64,
     pub bound: f64,
+    pub metric: Metric,
 }
 
 impl Check {
@@ -67,6 +82,33 @@ impl Check {
             name: name.into(),
             nmse: nmse(got, want),
             bound,
+            metric: Metric::Nmse,
+        }
+    }
+
+    /// Passes only when `got` equals `want` element for element.
+    pub fn exact<T: PartialEq>(name: impl Into<String>, got: &[T], want: &[T]) -> Check {
+        let differ = if got.len() == want.len() {
+            let n = got.iter().zip(want).filter(|(g, w)| g != w).count();
+            n as f64 / want.len().max(1) as f64
+        } else {
+            f64::INFINITY
+        };
+        Check {
+            name: name.into(),
+            nmse: differ,
+            bound: 0.0,
+            metric: Metric::Mismatch,
+        }
+    }
+
+    /// Passes when `error` (an absolute difference) is at most `bound`.
+    pub fn abs(name: impl Into<String>, error: f64, bound: f64) -> Check {
+        Check {
+            name: name.into(),
+            nmse: if error.is_nan() { f64::INFINITY } else { error },
+            bound,
+            metric: Metric::Abs,
         }
     }
 
@@ -78,11 +120,27 @@ impl Check {
 impl std::fmt::Display for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let verdict = if self.passed() { "ok  " } else { "FAIL" };
-        write!(
-            f,
-            "{verdict} {:<48} nmse {:>9.2e} (bound {:.0e})",
-            self.name, self.nmse, self.bound
-        )
+        let name = &self.name;
+        match self.metric {
+            Metric::Nmse => write!(
+                f,
+                "{verdict} {name:<48} nmse {:>9.2e} (bound {:.0e})",
+                self.nmse, self.bound
+            ),
+            Metric::Mismatch if self.bound == 0.0 => {
+                write!(f, "{verdict} {name:<48} differ {:>7.2e} (exact)", self.nmse)
+            }
+            Metric::Mismatch => write!(
+                f,
+                "{verdict} {name:<48} differ {:>7.2e} (bound {:.0e})",
+                self.nmse, self.bound
+            ),
+            Metric::Abs => write!(
+                f,
+                "{verdict} {name:<48} abs  {:>9.2e} (bound {:.0e})",
+                self.nmse, self.bound
+            ),
+        }
     }
 }
 

@@ -1,0 +1,6 @@
+//! LTX-Video: T5 text encoder, the video transformer, the causal video VAE.
+//! Weight names are the checkpoint's own (diffusers layout).
+
+pub mod config;
+
+pub use config::{T5Config, TransformerConfig, VaeConfig};
