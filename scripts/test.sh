@@ -19,7 +19,9 @@ else
   echo "test: rustfmt is not installed; skipping the format check"
 fi
 
-cargo test --workspace --no-fail-fast
+# The default members (shaders, runtime, web, quantize): `--workspace` would
+# also build the benchmark crate and burn, minutes for no test.
+cargo test --no-fail-fast
 
 # In the browser, the required kernel families must all be built and pass.
 FRAMECAST_BROWSER_STRICT=1 bash scripts/test-browser.sh
