@@ -134,6 +134,43 @@ impl TensorData {
         out
     }
 
+    /// Rows `rows` as f32 (q4/q8 dequantised), without decoding the rest:
+    /// an embedding lookup reads a few rows of a large table this way.
+    pub fn rows_f32(&self, rows: Range<usize>) -> Vec<f32> {
+        let l = &self.layout;
+        let values = self.gather_values(&rows);
+        match self.entry.dtype {
+            WeightDType::Q4 | WeightDType::Q8 => {
+                let Some(kind) = self.entry.dtype.quant() else {
+                    return Vec::new();
+                };
+                let g = l.groups_per_row();
+                let scales: Vec<f16> = self
+                    .gather_scales(&rows, g)
+                    .chunks_exact(2)
+                    .map(|c| f16::from_le_bytes([c[0], c[1]]))
+                    .collect();
+                Quantized {
+                    kind,
+                    n: rows.len(),
+                    k: l.row_len,
+                    group: l.group,
+                    values: words(&values),
+                    scales,
+                }
+                .dequantize()
+            }
+            WeightDType::F16 => values
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            WeightDType::F32 => values
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        }
+    }
+
     /// Uploads the tensor, in row ranges small enough for one storage binding.
     pub fn upload(&self, gpu: &Gpu) -> Result<Vec<UploadedPart>, BundleError> {
         let limit = gpu
@@ -204,7 +241,7 @@ impl TensorData {
     }
 
     /// The value bytes of `rows`, borrowed when one part holds them all.
-    fn gather_values(&self, rows: &Range<usize>) -> Cow<'_, [u8]> {
+    pub fn gather_values(&self, rows: &Range<usize>) -> Cow<'_, [u8]> {
         let rb = self.layout.values_bytes(1) as usize;
         let mut pieces = Vec::new();
         for (i, p) in self.entry.parts.iter().enumerate() {
@@ -221,7 +258,8 @@ impl TensorData {
         }
     }
 
-    fn gather_scales(&self, rows: &Range<usize>, groups: usize) -> Vec<u8> {
+    /// The f16 scale bytes of `rows` (q4/q8), `groups` per row.
+    pub fn gather_scales(&self, rows: &Range<usize>, groups: usize) -> Vec<u8> {
         let mut out = Vec::with_capacity(rows.len() * groups * 2);
         for (i, p) in self.entry.parts.iter().enumerate() {
             let (a, b) = (rows.start.max(p.rows[0]), rows.end.min(p.rows[1]));

@@ -3,3 +3,6 @@
 
 pub mod ltx;
 pub mod tokenizer;
+pub mod weights;
+
+pub use weights::{Linear, ModelError, Vb, Weights};

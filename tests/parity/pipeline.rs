@@ -1,0 +1,1 @@
+//! LTX-Video pipeline parity against the diffusers fixtures (in progress).

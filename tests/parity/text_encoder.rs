@@ -1,0 +1,1 @@
+//! LTX-Video text_encoder parity against the diffusers fixtures (in progress).

@@ -1,0 +1,1 @@
+//! LTX-Video transformer parity against the diffusers fixtures (in progress).

@@ -1,0 +1,1 @@
+//! LTX-Video vae parity against the diffusers fixtures (in progress).
