@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod gpu;
 pub mod kernels;
 pub mod models;
+pub mod pipeline;
 pub mod quant;
 pub mod sched;
 #[cfg(all(feature = "serve", not(target_arch = "wasm32")))]

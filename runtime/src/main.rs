@@ -1,5 +1,7 @@
 //! The native `framecast` command.
 
+mod cli;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -18,6 +20,8 @@ enum Command {
     /// against its CPU reference. Select an adapter with FRAMECAST_BACKEND and
     /// FRAMECAST_ADAPTER; force the f32 path with FRAMECAST_F16=0.
     Doctor,
+    /// Generate a clip from a prompt and write it as MP4 (H.264), GIF or PNG frames.
+    Generate(Box<cli::generate::GenerateArgs>),
     /// Serve the demo site and model bundles over HTTP, with Range requests,
     /// caching of content-addressed shards and CORS.
     Serve {
@@ -40,6 +44,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Doctor => pollster::block_on(doctor()),
+        Command::Generate(args) => pollster::block_on(cli::generate::run(*args)),
         Command::Serve {
             www,
             bundles,

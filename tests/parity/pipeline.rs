@@ -1,1 +1,138 @@
-//! LTX-Video pipeline parity against the diffusers fixtures (in progress).
+//! The whole text-to-video pipeline against diffusers' `LTXConditionPipeline`
+//! on the tiny fixtures: same weights (converted by our quantizer), prompt,
+//! schedule and initial latents; final frames compared by PSNR.
+
+use framecast::bundle::WeightDType;
+use framecast::gpu::DType;
+use framecast::pipeline::{Cancel, Event, GenerateOptions, LtxPipeline, PipelineError, Stage};
+use framecast_tests::{Fixture, gpu, psnr};
+
+fn options(fx: &Fixture) -> GenerateOptions {
+    let c = &fx.call;
+    let num = |k: &str| c[k].as_f64().unwrap_or_else(|| panic!("call.{k}"));
+    GenerateOptions {
+        prompt: c["prompt"].as_str().unwrap().to_string(),
+        negative_prompt: c["negative_prompt"].as_str().map(str::to_string),
+        width: num("width") as usize,
+        height: num("height") as usize,
+        num_frames: num("num_frames") as usize,
+        frame_rate: num("frame_rate"),
+        num_inference_steps: c["num_inference_steps"].as_u64().unwrap_or(50) as usize,
+        timesteps: c["timesteps"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_f64().unwrap() as f32).collect()),
+        guidance_scale: num("guidance_scale") as f32,
+        guidance_rescale: 0.0,
+        seed: num("seed") as u64,
+        max_sequence_length: num("max_sequence_length") as usize,
+        latents: Some(fx.values("latents").to_vec()),
+        decode_timestep: num("decode_timestep") as f32,
+        decode_noise_scale: Some(num("decode_noise_scale") as f32),
+    }
+}
+
+fn run(
+    variant: &str,
+    weights: WeightDType,
+    act: DType,
+) -> anyhow::Result<Option<(f64, Vec<Event>)>> {
+    let Some(gpu) = gpu() else { return Ok(None) };
+    if act == DType::F16 && !gpu.caps.f16 {
+        eprintln!("skipped: {variant} f16 path, the adapter has no shader-f16");
+        return Ok(None);
+    }
+    let fx = Fixture::open(variant)?;
+    let bundle = fx.bundle(weights)?;
+    let pipe = LtxPipeline::load(gpu, &bundle.manifest()?, &bundle.weights()?, act)?;
+    let opts = options(&fx);
+    let mut events = Vec::new();
+    let video = pollster::block_on(pipe.generate(gpu, &opts, &mut |e| events.push(e), &Cancel::new()))?;
+    let (shape, want) = fx.tensor("frames");
+    assert_eq!(
+        vec![video.num_frames, video.height, video.width, 3],
+        *shape,
+        "{variant}: frame shape"
+    );
+    Ok(Some((psnr(&video.frames, want), events)))
+}
+
+#[test]
+fn frames_match_diffusers_at_f32() -> anyhow::Result<()> {
+    for variant in ["v095", "v090"] {
+        let Some((db, events)) = run(variant, WeightDType::F32, DType::F32)? else {
+            return Ok(());
+        };
+        eprintln!("pipeline {variant} f32 weights, f32 activations: PSNR {db:.1} dB (bar 45)");
+        assert!(db >= 45.0, "{variant}: PSNR {db:.1} dB < 45");
+        // Every stage reported in order, every step once.
+        let stages: Vec<Stage> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::StageStarted(s) => Some(*s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stages, [Stage::TextEncoding, Stage::Denoising, Stage::Decoding]);
+        let steps = events.iter().filter(|e| matches!(e, Event::Step { .. })).count();
+        assert_eq!(steps, 3, "{variant}: steps reported");
+    }
+    Ok(())
+}
+
+#[test]
+fn f16_activations_stay_close() -> anyhow::Result<()> {
+    for variant in ["v095", "v090"] {
+        let Some((db, _)) = run(variant, WeightDType::F32, DType::F16)? else {
+            return Ok(());
+        };
+        eprintln!("pipeline {variant} f32 weights, f16 activations: PSNR {db:.1} dB (bar 35)");
+        assert!(db >= 35.0, "{variant}: f16 PSNR {db:.1} dB < 35");
+    }
+    Ok(())
+}
+
+#[test]
+fn invalid_sizes_and_cancellation_are_clear_errors() -> anyhow::Result<()> {
+    let Some(gpu) = gpu() else { return Ok(()) };
+    let fx = Fixture::open("v090")?;
+    let bundle = fx.bundle(WeightDType::F32)?;
+    let pipe = LtxPipeline::load(gpu, &bundle.manifest()?, &bundle.weights()?, DType::F32)?;
+    let mut opts = options(&fx);
+    opts.latents = None;
+    opts.width = 70;
+    opts.num_frames = 10;
+    let err = pollster::block_on(pipe.generate(gpu, &opts, &mut |_| {}, &Cancel::new()))
+        .expect_err("70 px wide is not a multiple of 32");
+    match &err {
+        PipelineError::InvalidSize { nearest, .. } => {
+            assert_eq!((nearest.width, nearest.frames), (64, 9));
+        }
+        other => panic!("expected InvalidSize, got {other}"),
+    }
+    eprintln!("invalid size: {err}");
+    // Cancelled after the first step: the run stops before the second.
+    let mut opts = options(&fx);
+    opts.latents = None;
+    let cancel = Cancel::new();
+    let mut steps = 0;
+    let c = cancel.clone();
+    let result = pollster::block_on(pipe.generate(
+        gpu,
+        &opts,
+        &mut |e| {
+            if matches!(e, Event::Step { .. }) {
+                steps += 1;
+                c.cancel();
+            }
+        },
+        &cancel,
+    ));
+    assert!(matches!(result, Err(PipelineError::Cancelled)), "{result:?}");
+    assert_eq!(steps, 1);
+    // The same pipeline generates again afterwards, with a seed: same seed, same clip.
+    cancel.reset();
+    let a = pollster::block_on(pipe.generate(gpu, &opts, &mut |_| {}, &cancel))?;
+    let b = pollster::block_on(pipe.generate(gpu, &opts, &mut |_| {}, &cancel))?;
+    assert_eq!(a.frames, b.frames, "same seed, same frames");
+    Ok(())
+}

@@ -64,6 +64,7 @@ enum Cmd {
     Copy {
         src: wgpu::Buffer,
         dst: wgpu::Buffer,
+        dst_offset: u64,
         bytes: u64,
     },
 }
@@ -143,13 +144,30 @@ impl<'g> Step<'g> {
 
     /// Records a copy of all of `src` into the start of `dst`.
     pub fn copy(&mut self, src: &Tensor, dst: &Tensor) -> Result<(), GpuError> {
-        if dst.bytes() < src.bytes() {
-            return Err(GpuError::shape("copy", format!("{src:?} into {dst:?}")));
+        self.copy_at(src, dst, 0)
+    }
+
+    /// Records a copy of all of `src` into `dst` from element `dst_offset`
+    /// on (e.g. one batch item of a stacked input); the byte offset must be
+    /// a multiple of 4 and `src` whole words.
+    pub fn copy_at(&mut self, src: &Tensor, dst: &Tensor, dst_offset: usize) -> Result<(), GpuError> {
+        let offset = (dst_offset * dst.dtype.size()) as u64;
+        let bytes = (src.numel() * src.dtype.size()) as u64;
+        if src.dtype != dst.dtype
+            || offset % 4 != 0
+            || bytes % 4 != 0
+            || offset + bytes > (dst.numel() * dst.dtype.size()) as u64
+        {
+            return Err(GpuError::shape(
+                "copy",
+                format!("{src:?} into {dst:?} at element {dst_offset}"),
+            ));
         }
         self.cmds.push(Cmd::Copy {
             src: src.buffer().clone(),
             dst: dst.buffer().clone(),
-            bytes: src.bytes(),
+            dst_offset: offset,
+            bytes,
         });
         self.keep.extend([src.clone(), dst.clone()]);
         Ok(())
@@ -263,9 +281,12 @@ impl<'g> Step<'g> {
                         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
                         labels.push(compiled.label.clone());
                     }
-                    Cmd::Copy { src, dst, bytes } => {
-                        encoder.copy_buffer_to_buffer(src, 0, dst, 0, *bytes)
-                    }
+                    Cmd::Copy {
+                        src,
+                        dst,
+                        dst_offset,
+                        bytes,
+                    } => encoder.copy_buffer_to_buffer(src, 0, dst, *dst_offset, *bytes),
                 }
             }
             let size = 16 * n as u64;
@@ -285,8 +306,14 @@ impl<'g> Step<'g> {
         } else {
             let mut i = 0;
             while i < self.cmds.len() {
-                if let Cmd::Copy { src, dst, bytes } = &self.cmds[i] {
-                    encoder.copy_buffer_to_buffer(src, 0, dst, 0, *bytes);
+                if let Cmd::Copy {
+                    src,
+                    dst,
+                    dst_offset,
+                    bytes,
+                } = &self.cmds[i]
+                {
+                    encoder.copy_buffer_to_buffer(src, 0, dst, *dst_offset, *bytes);
                     i += 1;
                     continue;
                 }

@@ -6,6 +6,8 @@
 pub mod mp4;
 #[cfg(all(feature = "video", not(target_arch = "wasm32")))]
 pub mod png;
+#[cfg(all(feature = "video", not(target_arch = "wasm32")))]
+pub mod gif;
 
 use thiserror::Error;
 

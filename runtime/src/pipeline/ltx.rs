@@ -1,0 +1,449 @@
+//! LTX-Video text-to-video, as diffusers' `LTXConditionPipeline` runs it
+//! with no conditioning images: T5 prompt states (negative and positive
+//! stacked for CFG), flow-matching denoising of packed latent tokens with
+//! one GPU submission per step, then the VAE decode.
+
+use std::time::Instant;
+
+use crate::bundle::Manifest;
+use crate::gpu::{DType, Gpu, Tensor};
+use crate::kernels::rope::grid::LtxGrid;
+use crate::kernels::sampler::{self, Euler, ModelOutput, Operand, Rescale};
+use crate::models::ltx::text_encoder::T5Encoder;
+use crate::models::ltx::transformer::{Forward, LtxTransformer};
+use crate::models::ltx::vae::{LatentStats, VaeDecoder};
+use crate::models::ltx::{T5Config, TransformerConfig, VaeConfig};
+use crate::models::tokenizer::PromptTokenizer;
+use crate::models::{ModelError, Weights};
+use crate::sched::{FlowMatchConfig, Schedule, linear_quadratic_schedule};
+
+use super::latents::{self, DECODE_NOISE_STREAM, NOISE_STREAM};
+use super::memory::MemoryEstimate;
+use super::size::VideoSize;
+use super::{Cancel, Event, PipelineError, Stage, Video};
+
+/// What to generate. Defaults follow `LTXConditionPipeline.__call__`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerateOptions {
+    pub prompt: String,
+    /// Used when `guidance_scale > 1`; diffusers' default is the empty prompt.
+    pub negative_prompt: Option<String>,
+    pub width: usize,
+    pub height: usize,
+    pub num_frames: usize,
+    pub frame_rate: f64,
+    /// Steps of the default (linear-quadratic) schedule; ignored with `timesteps`.
+    pub num_inference_steps: usize,
+    /// An explicit schedule on the 0..1000 scale (the distilled models').
+    pub timesteps: Option<Vec<f32>>,
+    pub guidance_scale: f32,
+    pub guidance_rescale: f32,
+    pub seed: u64,
+    pub max_sequence_length: usize,
+    /// Initial noise `[C, F', H', W']` instead of drawing it from `seed`.
+    pub latents: Option<Vec<f32>>,
+    pub decode_timestep: f32,
+    /// `None`: the decode timestep, as diffusers.
+    pub decode_noise_scale: Option<f32>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            prompt: String::new(),
+            negative_prompt: None,
+            width: 704,
+            height: 480,
+            num_frames: 161,
+            frame_rate: 25.0,
+            num_inference_steps: 50,
+            timesteps: None,
+            guidance_scale: 3.0,
+            guidance_rescale: 0.0,
+            seed: 0,
+            max_sequence_length: 256,
+            latents: None,
+            decode_timestep: 0.0,
+            decode_noise_scale: None,
+        }
+    }
+}
+
+impl GenerateOptions {
+    pub fn size(&self) -> VideoSize {
+        VideoSize {
+            width: self.width,
+            height: self.height,
+            frames: self.num_frames,
+        }
+    }
+}
+
+/// The loaded model: configs, tokenizer and the three components on the GPU.
+pub struct LtxPipeline {
+    pub text_config: T5Config,
+    pub transformer_config: TransformerConfig,
+    pub vae_config: VaeConfig,
+    pub scheduler: FlowMatchConfig,
+    pub act: DType,
+    tokenizer: PromptTokenizer,
+    text_encoder: T5Encoder,
+    transformer: LtxTransformer,
+    vae: VaeDecoder,
+    stats: LatentStats,
+}
+
+fn config<T: serde::de::DeserializeOwned>(
+    manifest: &Manifest,
+    component: &str,
+) -> Result<T, ModelError> {
+    let c = manifest
+        .components
+        .get(component)
+        .ok_or_else(|| ModelError::Config(format!("the bundle has no '{component}' component")))?;
+    serde_json::from_value(c.config.clone())
+        .map_err(|e| ModelError::Config(format!("{component}/config.json: {e}")))
+}
+
+impl LtxPipeline {
+    /// Builds the pipeline from a bundle's manifest and its loaded weights,
+    /// with activations in `act` (F32, or F16 where the adapter has it).
+    pub fn load(
+        gpu: &Gpu,
+        manifest: &Manifest,
+        weights: &Weights,
+        act: DType,
+    ) -> Result<LtxPipeline, PipelineError> {
+        if act == DType::F16 && !gpu.caps.f16 {
+            return Err(PipelineError::Option(
+                "f16 activations need shader-f16, which this adapter lacks; use f32".into(),
+            ));
+        }
+        let text_config: T5Config = config(manifest, "text_encoder")?;
+        let transformer_config: TransformerConfig = config(manifest, "transformer")?;
+        let vae_config: VaeConfig = config(manifest, "vae")?;
+        let scheduler: FlowMatchConfig = match &manifest.scheduler {
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| ModelError::Config(format!("scheduler_config.json: {e}")))?,
+            None => FlowMatchConfig::default(),
+        };
+        let json = manifest
+            .tokenizer
+            .get("tokenizer.json")
+            .ok_or_else(|| ModelError::Config("the bundle has no tokenizer.json".into()))?;
+        let bytes = serde_json::to_vec(json)
+            .map_err(|e| ModelError::Config(format!("tokenizer.json: {e}")))?;
+        let tokenizer = PromptTokenizer::from_json(&bytes, "<pad>")?;
+        let text_encoder = T5Encoder::load(gpu, weights.root("text_encoder"), &text_config)?;
+        let transformer =
+            LtxTransformer::load(gpu, weights.root("transformer"), &transformer_config, act)?;
+        let vae = VaeDecoder::load(gpu, weights.root("vae"), &vae_config, act)?;
+        let stats = LatentStats::load(weights.root("vae"), &vae_config)?;
+        Ok(LtxPipeline {
+            text_config,
+            transformer_config,
+            vae_config,
+            scheduler,
+            act,
+            tokenizer,
+            text_encoder,
+            transformer,
+            vae,
+            stats,
+        })
+    }
+
+    pub fn spatial_compression(&self) -> usize {
+        self.vae_config.spatial_compression()
+    }
+
+    pub fn temporal_compression(&self) -> usize {
+        self.vae_config.temporal_compression()
+    }
+
+    /// GPU bytes the loaded weights hold.
+    pub fn weight_bytes(&self) -> u64 {
+        self.text_encoder.bytes() + self.transformer.bytes() + self.vae.bytes()
+    }
+
+    /// What a run of `opts` needs, for the check before any work.
+    pub fn estimate(&self, opts: &GenerateOptions) -> MemoryEstimate {
+        MemoryEstimate::ltx(
+            &self.text_config,
+            &self.transformer_config,
+            &self.vae_config,
+            opts.size(),
+            opts.max_sequence_length,
+            if opts.guidance_scale > 1.0 { 2 } else { 1 },
+            self.act,
+            self.weight_bytes(),
+        )
+    }
+
+    /// The timesteps and sigmas of a run, as `LTXConditionPipeline` derives
+    /// them (the linear-quadratic default unless given explicitly).
+    pub fn schedule(&self, opts: &GenerateOptions, tokens: usize) -> Result<Schedule, PipelineError> {
+        let ts: Vec<f32> = match &opts.timesteps {
+            Some(t) => t.clone(),
+            None => {
+                if opts.num_inference_steps == 0 {
+                    return Err(PipelineError::Option("steps must be at least 1".into()));
+                }
+                linear_quadratic_schedule(opts.num_inference_steps, 0.025, None)
+                    .iter()
+                    .map(|&s| s * 1000.0)
+                    .collect()
+            }
+        };
+        // diffusers' LTX pipelines pass no `mu`; a dynamically shifting
+        // config gets the resolution-dependent one LTXPipeline computes.
+        let mu = self
+            .scheduler
+            .use_dynamic_shifting
+            .then(|| self.scheduler.mu_for(tokens));
+        Ok(self.scheduler.schedule(None, None, Some(&ts), mu)?)
+    }
+
+    /// Generates a clip. `events` hears each stage and step; `cancel` stops
+    /// the run before its next submission.
+    pub async fn generate(
+        &self,
+        gpu: &Gpu,
+        opts: &GenerateOptions,
+        events: &mut dyn FnMut(Event),
+        cancel: &Cancel,
+    ) -> Result<Video, PipelineError> {
+        let (spatial, temporal) = (self.spatial_compression(), self.temporal_compression());
+        let size = opts.size();
+        if !size.is_valid(spatial, temporal) {
+            return Err(PipelineError::InvalidSize {
+                width: size.width,
+                height: size.height,
+                frames: size.frames,
+                spatial,
+                temporal,
+                nearest: super::snap(size, spatial, temporal),
+            });
+        }
+        if !(opts.frame_rate > 0.0 && opts.frame_rate.is_finite()) {
+            return Err(PipelineError::Option(format!(
+                "frame rate must be positive, got {}",
+                opts.frame_rate
+            )));
+        }
+        self.estimate(opts).check(gpu, |s| {
+            let mut o = opts.clone();
+            (o.width, o.height, o.num_frames) = (s.width, s.height, s.frames);
+            self.estimate(&o)
+        })?;
+        let tc = &self.transformer_config;
+        let (pt, p) = (tc.patch_size_t, tc.patch_size);
+        let [lf, lh, lw] = size.latent(spatial, temporal);
+        let channels = tc.in_channels / (pt * p * p);
+        let cfg = opts.guidance_scale > 1.0;
+        let batch = if cfg { 2 } else { 1 };
+        let tokens = (lf / pt) * (lh / p) * (lw / p);
+        let schedule = self.schedule(opts, tokens)?;
+
+        // 1. Prompt states: [negative; positive] under CFG, as diffusers stacks them.
+        cancel.check()?;
+        let started = Instant::now();
+        events(Event::StageStarted(Stage::TextEncoding));
+        let len = opts.max_sequence_length;
+        let mut ids = Vec::with_capacity(batch * len);
+        let mut mask = Vec::with_capacity(batch * len);
+        if cfg {
+            let neg = opts.negative_prompt.clone().unwrap_or_default();
+            let t = self.tokenizer.encode(&neg, len)?;
+            ids.extend(t.ids);
+            mask.extend(t.mask);
+        }
+        let t = self.tokenizer.encode(&opts.prompt, len)?;
+        ids.extend(t.ids);
+        mask.extend(t.mask);
+        let bias: Vec<f32> = mask
+            .iter()
+            .map(|&m| (1.0 - m as f32) * -10000.0)
+            .collect();
+        let mut step = gpu.step("text encoding");
+        let states = self.text_encoder.encode(&mut step, &ids, &mask, batch)?;
+        step.submit()?;
+        // T5 runs in f32 (its activations overflow f16); the transformer
+        // takes the states in `act`. One small round trip, outside the loop.
+        let states = if self.act == DType::F32 {
+            states
+        } else {
+            let values = gpu.read(&states).await?;
+            gpu.upload(&values, &states.shape, self.act)?
+        };
+        let mut step = gpu.step("caption projection");
+        let caption = self.transformer.project_caption(&mut step, &states)?;
+        let mask_bias = gpu.upload(&bias, &[batch, len], DType::F32)?;
+        // RoPE coordinates: the same for both CFG halves.
+        let grid = LtxGrid {
+            temporal_compression: temporal as i64,
+            spatial_compression: spatial as i64,
+            patch_size_t: pt,
+            patch_size: p,
+            ..LtxGrid::LTX_VIDEO
+        };
+        let coords = grid.latent_coords(lf, lh, lw, opts.frame_rate);
+        let coords: Vec<f32> = (0..batch).flat_map(|_| coords.iter().copied()).collect();
+        let rope = self.transformer.rope(&mut step, &coords)?;
+        step.submit()?;
+        gpu.wait().await?;
+        events(Event::StageFinished {
+            stage: Stage::TextEncoding,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+
+        // 2. Denoising: one submission per step.
+        let started = Instant::now();
+        events(Event::StageStarted(Stage::Denoising));
+        let noise = match &opts.latents {
+            Some(l) => {
+                let want = channels * lf * lh * lw;
+                if l.len() != want {
+                    return Err(PipelineError::Option(format!(
+                        "the given latents have {} values; this size needs [{channels}, {lf}, \
+                         {lh}, {lw}] = {want}",
+                        l.len()
+                    )));
+                }
+                l.clone()
+            }
+            None => latents::noise(opts.seed, NOISE_STREAM, channels * lf * lh * lw),
+        };
+        let packed = latents::pack(&noise, channels, [lf, lh, lw], pt, p);
+        let feat = tc.in_channels;
+        let latents = gpu.upload(&packed, &[tokens, feat], self.act)?;
+        let model_in = gpu.empty(&[batch * tokens, feat], self.act)?;
+        let model_out = gpu.empty(&[batch * tokens, tc.out_channels], self.act)?;
+        let guided = gpu.empty(&[tokens, tc.out_channels], self.act)?;
+        let scratch = gpu.empty(&[4], DType::F32)?;
+        let total = schedule.len();
+        for (i, &t) in schedule.timesteps.iter().enumerate() {
+            cancel.check()?;
+            let (sigma, next) = schedule.token_sigmas(t);
+            let sigma_t = gpu.upload(&vec![sigma; tokens], &[tokens], DType::F32)?;
+            let next_t = gpu.upload(&vec![next; tokens], &[tokens], DType::F32)?;
+            let mut step = gpu.step("denoising step");
+            for b in 0..batch {
+                step.copy_at(&latents, &model_in, b * tokens * feat)?;
+            }
+            self.transformer.forward(
+                &mut step,
+                Forward {
+                    hidden: &model_in,
+                    batch,
+                    tokens,
+                    timesteps: &[t],
+                    caption: &caption,
+                    caption_len: len,
+                    mask: &mask_bias,
+                    rope: &rope,
+                },
+                &model_out,
+            )?;
+            let velocity = if cfg {
+                let n = tokens * tc.out_channels;
+                sampler::encode_cfg(
+                    &mut step,
+                    Operand::item(&model_out, 1, 2)?,
+                    Operand::item(&model_out, 0, 2)?,
+                    &guided,
+                    opts.guidance_scale,
+                    (opts.guidance_rescale > 0.0).then_some(Rescale {
+                        phi: opts.guidance_rescale,
+                        scratch: &scratch,
+                    }),
+                )?;
+                debug_assert_eq!(guided.numel(), n);
+                &guided
+            } else {
+                &model_out
+            };
+            sampler::encode_step(
+                &mut step,
+                &latents,
+                velocity,
+                &sigma_t,
+                &next_t,
+                None,
+                Euler {
+                    output: ModelOutput::NegatedVelocity,
+                    keep_conditioned: None,
+                },
+            )?;
+            step.submit()?;
+            events(Event::Step {
+                index: i,
+                total,
+                timestep: t,
+            });
+        }
+        let packed = gpu.read(&latents).await?;
+        events(Event::StageFinished {
+            stage: Stage::Denoising,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+
+        // 3. Decode.
+        cancel.check()?;
+        let started = Instant::now();
+        events(Event::StageStarted(Stage::Decoding));
+        let mut z = latents::unpack(&packed, channels, [lf, lh, lw], pt, p);
+        self.stats.denormalize(&mut z);
+        let timestep = if self.vae_config.timestep_conditioning {
+            let scale = opts.decode_noise_scale.unwrap_or(opts.decode_timestep);
+            if scale != 0.0 {
+                let noise = latents::noise(opts.seed, DECODE_NOISE_STREAM, z.len());
+                for (v, n) in z.iter_mut().zip(noise) {
+                    *v = (1.0 - scale) * *v + scale * n;
+                }
+            }
+            Some(opts.decode_timestep)
+        } else {
+            None
+        };
+        let z = gpu.upload(&z, &[channels, lf, lh, lw], self.act)?;
+        let video = self.vae.decode(gpu, &z, timestep).await?;
+        let pixels = gpu.read(&video).await?;
+        let video = postprocess(&pixels, &video.shape, opts.frame_rate)?;
+        events(Event::StageFinished {
+            stage: Stage::Decoding,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        Ok(video)
+    }
+
+}
+
+/// VAE output `[3, F, H, W]` in [-1, 1] to frames `[F, H, W, 3]` in [0, 1]
+/// (diffusers' `postprocess_video`: `(x / 2 + 0.5).clamp(0, 1)`).
+pub fn postprocess(pixels: &[f32], shape: &[usize], fps: f64) -> Result<Video, PipelineError> {
+    let &[c, f, h, w] = shape else {
+        return Err(PipelineError::Option(format!(
+            "the VAE returned {shape:?}, not [3, F, H, W]"
+        )));
+    };
+    if c != 3 {
+        return Err(PipelineError::Option(format!(
+            "the VAE returned {c} channels, not 3"
+        )));
+    }
+    let plane = f * h * w;
+    let mut frames = vec![0.0; plane * 3];
+    for ch in 0..3 {
+        for (i, &v) in pixels[ch * plane..(ch + 1) * plane].iter().enumerate() {
+            frames[i * 3 + ch] = (v / 2.0 + 0.5).clamp(0.0, 1.0);
+        }
+    }
+    Ok(Video {
+        frames,
+        num_frames: f,
+        height: h,
+        width: w,
+        fps,
+    })
+}

@@ -1,0 +1,158 @@
+//! `framecast generate` end to end: the native binary on a converted tiny
+//! fixture writes an MP4 that ffprobe accepts with the requested frame count,
+//! size and rate, whose decoded frames equal `--frames-out` up to codec loss.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+use framecast::bundle::WeightDType;
+use framecast_tests::{Fixture, gpu, psnr};
+
+/// The `framecast` binary that `cargo test` builds beside this test.
+fn binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .context("test binary has no target dir")?;
+    let bin = dir.join(format!("framecast{}", std::env::consts::EXE_SUFFIX));
+    ensure!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build -p framecast` (the workspace's `cargo test` does)",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// ffprobe and ffmpeg, or None when they are absent and not required.
+fn tools() -> Option<()> {
+    let ok = Command::new("ffprobe").arg("-version").output().is_ok();
+    if !ok {
+        let required = std::env::var("FRAMECAST_REQUIRE_TOOLS").as_deref() == Ok("1");
+        assert!(!required, "ffprobe is missing and FRAMECAST_REQUIRE_TOOLS=1");
+        eprintln!("skipped: ffprobe/ffmpeg not installed (apt-get install ffmpeg)");
+        return None;
+    }
+    Some(())
+}
+
+fn write_latents(fx: &Fixture, path: &Path) -> Result<()> {
+    let (shape, values) = fx.tensor("latents");
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), &bytes)?;
+    safetensors::serialize_to_file([("latents", view)], None, path)?;
+    Ok(())
+}
+
+fn read_frames(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)?;
+    let t = st.tensor("frames")?;
+    let v = t
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok((t.shape().to_vec(), v))
+}
+
+fn probe(path: &Path) -> Result<serde_json::Value> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_streams", "-of", "json"])
+        .arg(path)
+        .output()?;
+    if !out.status.success() {
+        bail!("ffprobe rejected {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn decode_rgb(path: &Path) -> Result<Vec<f32>> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()?;
+    ensure!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(out.stdout.iter().map(|&b| b as f32 / 255.0).collect())
+}
+
+#[test]
+fn generate_writes_a_playable_mp4_matching_its_frames() -> Result<()> {
+    if gpu().is_none() || tools().is_none() {
+        return Ok(());
+    }
+    let fx = Fixture::open("v090")?;
+    let bundle = fx.bundle(WeightDType::F32)?;
+    let tmp = tempfile::tempdir()?;
+    let latents = tmp.path().join("latents.safetensors");
+    write_latents(&fx, &latents)?;
+    let clip = tmp.path().join("clip.mp4");
+    let frames_out = tmp.path().join("frames.safetensors");
+    let c = &fx.call;
+    let out = Command::new(binary()?)
+        .arg("generate")
+        .arg("--model")
+        .arg(&bundle.dir)
+        .args(["--prompt", c["prompt"].as_str().unwrap()])
+        .args(["--width", "64", "--height", "96", "--frames", "9", "--fps", "25"])
+        .args(["--timesteps", "1000,900,500", "--guidance", "1", "--seed", "99"])
+        .args(["--max-sequence-length", "32", "--decode-timestep", "0", "--decode-noise-scale", "0"])
+        .arg("--latents")
+        .arg(&latents)
+        .arg("--out")
+        .arg(&clip)
+        .arg("--frames-out")
+        .arg(&frames_out)
+        .arg("--f32")
+        .output()?;
+    let log = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "framecast generate failed:\n{log}");
+    let info = probe(&clip)?;
+    let s = &info["streams"][0];
+    eprintln!(
+        "ffprobe: {} {}x{} {} frames at {}",
+        s["codec_name"], s["width"], s["height"], s["nb_read_frames"], s["r_frame_rate"]
+    );
+    assert_eq!(s["codec_name"], "h264");
+    assert_eq!(s["pix_fmt"], "yuv420p");
+    assert_eq!((s["width"].as_u64(), s["height"].as_u64()), (Some(64), Some(96)));
+    assert_eq!(s["nb_read_frames"].as_str(), Some("9"));
+    assert_eq!(s["r_frame_rate"].as_str(), Some("25/1"));
+
+    let (shape, frames) = read_frames(&frames_out)?;
+    assert_eq!(shape, [9, 96, 64, 3]);
+    let vs_diffusers = psnr(&frames, fx.values("frames"));
+    let decoded = decode_rgb(&clip)?;
+    let vs_codec = psnr(&decoded, &frames);
+    eprintln!("--frames-out vs diffusers: {vs_diffusers:.1} dB; MP4 vs --frames-out: {vs_codec:.1} dB");
+    assert!(vs_diffusers >= 45.0, "frames-out vs diffusers {vs_diffusers:.1} dB");
+    // H.264 at yuv420p on a noisy random-weight clip: chroma subsampling alone costs some dB.
+    assert!(vs_codec >= 25.0, "MP4 vs frames-out {vs_codec:.1} dB");
+
+    // The other outputs: a GIF and a folder of PNG frames.
+    for (name, check) in [("clip.gif", "gif"), ("frames", "png")] {
+        let path = tmp.path().join(name);
+        let out = Command::new(binary()?)
+            .arg("generate")
+            .arg("--model")
+            .arg(&bundle.dir)
+            .args(["--prompt", "a red ball", "--aspect", "1:1", "--resolution", "64"])
+            .args(["--frames", "8", "--steps", "2", "--seed", "5", "--max-sequence-length", "32"])
+            .arg("--out")
+            .arg(&path)
+            .output()?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        ensure!(out.status.success(), "{name}: {log}");
+        // 8 frames is not k * 8 + 1: the CLI says what it used instead.
+        assert!(log.contains("using 64x64 with 9 frames"), "{log}");
+        let target = if check == "png" { path.join("frame_0008.png") } else { path.clone() };
+        let info = probe(&target)?;
+        assert_eq!(info["streams"][0]["codec_name"], check, "{name}");
+        if check == "gif" {
+            assert_eq!(info["streams"][0]["nb_read_frames"].as_str(), Some("9"));
+        }
+    }
+    Ok(())
+}
