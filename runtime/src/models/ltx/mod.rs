@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod text_encoder;
+pub mod transformer;
 
 pub use config::{T5Config, TransformerConfig, VaeConfig};
