@@ -2,5 +2,6 @@
 //! Weight names are the checkpoint's own (diffusers layout).
 
 pub mod config;
+pub mod vae;
 
 pub use config::{T5Config, TransformerConfig, VaeConfig};
