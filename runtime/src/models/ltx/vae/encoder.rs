@@ -1,9 +1,7 @@
 //! `LTXVideoEncoder3d`: patchify, conv_in, down blocks, mid block,
 //! norm_out, SiLU, conv_out, of which only the posterior mean is kept.
 
-use super::blocks::{
-    Conv, PIXEL_NORM_EPS, Resnet, ResnetSpec, alloc, channel_rows, shape_of, time_pad,
-};
+use super::blocks::{Conv, PIXEL_NORM_EPS, Resnet, ResnetSpec, alloc, channel_rows, time_pad};
 use super::samplers::Downsampler;
 use super::{Plan, Shape, name_of, nth, run};
 use crate::gpu::{DType, Gpu, Step, Tensor};
@@ -290,7 +288,6 @@ impl VaeEncoder {
 
     fn head(&self, step: &mut Step, x: &Tensor) -> Result<Tensor, ModelError> {
         let gpu = step.gpu();
-        shape_of(x)?;
         let n = gpu.empty(&x.shape, x.dtype)?;
         norm::pixel_norm(step, channel_rows(x)?, None, PIXEL_NORM_EPS, None, &n)?;
         let a = gpu.empty(&x.shape, x.dtype)?;
