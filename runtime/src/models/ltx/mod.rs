@@ -4,5 +4,6 @@
 pub mod config;
 pub mod text_encoder;
 pub mod transformer;
+pub mod vae;
 
 pub use config::{T5Config, TransformerConfig, VaeConfig};
