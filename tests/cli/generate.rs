@@ -30,7 +30,10 @@ fn tools() -> Option<()> {
     let ok = Command::new("ffprobe").arg("-version").output().is_ok();
     if !ok {
         let required = std::env::var("FRAMECAST_REQUIRE_TOOLS").as_deref() == Ok("1");
-        assert!(!required, "ffprobe is missing and FRAMECAST_REQUIRE_TOOLS=1");
+        assert!(
+            !required,
+            "ffprobe is missing and FRAMECAST_REQUIRE_TOOLS=1"
+        );
         eprintln!("skipped: ffprobe/ffmpeg not installed (apt-get install ffmpeg)");
         return None;
     }
@@ -40,7 +43,8 @@ fn tools() -> Option<()> {
 fn write_latents(fx: &Fixture, path: &Path) -> Result<()> {
     let (shape, values) = fx.tensor("latents");
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), &bytes)?;
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), &bytes)?;
     safetensors::serialize_to_file([("latents", view)], None, path)?;
     Ok(())
 }
@@ -59,11 +63,22 @@ fn read_frames(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
 
 fn probe(path: &Path) -> Result<serde_json::Value> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_streams", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()?;
     if !out.status.success() {
-        bail!("ffprobe rejected {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "ffprobe rejected {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(serde_json::from_slice(&out.stdout)?)
 }
@@ -74,7 +89,11 @@ fn decode_rgb(path: &Path) -> Result<Vec<f32>> {
         .arg(path)
         .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
         .output()?;
-    ensure!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(out.stdout.iter().map(|&b| b as f32 / 255.0).collect())
 }
 
@@ -96,9 +115,25 @@ fn generate_writes_a_playable_mp4_matching_its_frames() -> Result<()> {
         .arg("--model")
         .arg(&bundle.dir)
         .args(["--prompt", c["prompt"].as_str().unwrap()])
-        .args(["--width", "64", "--height", "96", "--frames", "9", "--fps", "25"])
-        .args(["--timesteps", "1000,900,500", "--guidance", "1", "--seed", "99"])
-        .args(["--max-sequence-length", "32", "--decode-timestep", "0", "--decode-noise-scale", "0"])
+        .args([
+            "--width", "64", "--height", "96", "--frames", "9", "--fps", "25",
+        ])
+        .args([
+            "--timesteps",
+            "1000,900,500",
+            "--guidance",
+            "1",
+            "--seed",
+            "99",
+        ])
+        .args([
+            "--max-sequence-length",
+            "32",
+            "--decode-timestep",
+            "0",
+            "--decode-noise-scale",
+            "0",
+        ])
         .arg("--latents")
         .arg(&latents)
         .arg("--out")
@@ -117,7 +152,10 @@ fn generate_writes_a_playable_mp4_matching_its_frames() -> Result<()> {
     );
     assert_eq!(s["codec_name"], "h264");
     assert_eq!(s["pix_fmt"], "yuv420p");
-    assert_eq!((s["width"].as_u64(), s["height"].as_u64()), (Some(64), Some(96)));
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(64), Some(96))
+    );
     assert_eq!(s["nb_read_frames"].as_str(), Some("9"));
     assert_eq!(s["r_frame_rate"].as_str(), Some("25/1"));
 
@@ -126,8 +164,13 @@ fn generate_writes_a_playable_mp4_matching_its_frames() -> Result<()> {
     let vs_diffusers = psnr(&frames, fx.values("frames"));
     let decoded = decode_rgb(&clip)?;
     let vs_codec = psnr(&decoded, &frames);
-    eprintln!("--frames-out vs diffusers: {vs_diffusers:.1} dB; MP4 vs --frames-out: {vs_codec:.1} dB");
-    assert!(vs_diffusers >= 45.0, "frames-out vs diffusers {vs_diffusers:.1} dB");
+    eprintln!(
+        "--frames-out vs diffusers: {vs_diffusers:.1} dB; MP4 vs --frames-out: {vs_codec:.1} dB"
+    );
+    assert!(
+        vs_diffusers >= 45.0,
+        "frames-out vs diffusers {vs_diffusers:.1} dB"
+    );
     // H.264 at yuv420p on a noisy random-weight clip: chroma subsampling alone costs some dB.
     assert!(vs_codec >= 25.0, "MP4 vs frames-out {vs_codec:.1} dB");
 
@@ -138,8 +181,24 @@ fn generate_writes_a_playable_mp4_matching_its_frames() -> Result<()> {
             .arg("generate")
             .arg("--model")
             .arg(&bundle.dir)
-            .args(["--prompt", "a red ball", "--aspect", "1:1", "--resolution", "64"])
-            .args(["--frames", "8", "--steps", "2", "--seed", "5", "--max-sequence-length", "32"])
+            .args([
+                "--prompt",
+                "a red ball",
+                "--aspect",
+                "1:1",
+                "--resolution",
+                "64",
+            ])
+            .args([
+                "--frames",
+                "8",
+                "--steps",
+                "2",
+                "--seed",
+                "5",
+                "--max-sequence-length",
+                "32",
+            ])
             .arg("--out")
             .arg(&path)
             .output()?;
@@ -147,7 +206,11 @@ fn generate_writes_a_playable_mp4_matching_its_frames() -> Result<()> {
         ensure!(out.status.success(), "{name}: {log}");
         // 8 frames is not k * 8 + 1: the CLI says what it used instead.
         assert!(log.contains("using 64x64 with 9 frames"), "{log}");
-        let target = if check == "png" { path.join("frame_0008.png") } else { path.clone() };
+        let target = if check == "png" {
+            path.join("frame_0008.png")
+        } else {
+            path.clone()
+        };
         let info = probe(&target)?;
         assert_eq!(info["streams"][0]["codec_name"], check, "{name}");
         if check == "gif" {

@@ -31,6 +31,8 @@ fn options(fx: &Fixture) -> GenerateOptions {
     }
 }
 
+/// PSNR of our frames against diffusers': the f32 fixture's frames, or for
+/// a q4 bundle the frames diffusers makes from the same dequantised weights.
 fn run(
     variant: &str,
     weights: WeightDType,
@@ -46,19 +48,23 @@ fn run(
     let pipe = LtxPipeline::load(gpu, &bundle.manifest()?, &bundle.weights()?, act)?;
     let opts = options(&fx);
     let mut events = Vec::new();
-    let video = pollster::block_on(pipe.generate(gpu, &opts, &mut |e| events.push(e), &Cancel::new()))?;
-    let (shape, want) = fx.tensor("frames");
+    let video =
+        pollster::block_on(pipe.generate(gpu, &opts, &mut |e| events.push(e), &Cancel::new()))?;
+    let (shape, want) = match weights {
+        WeightDType::F32 => fx.tensor("frames").clone(),
+        _ => fx.q4_frames()?,
+    };
     assert_eq!(
         vec![video.num_frames, video.height, video.width, 3],
-        *shape,
+        shape,
         "{variant}: frame shape"
     );
-    Ok(Some((psnr(&video.frames, want), events)))
+    Ok(Some((psnr(&video.frames, &want), events)))
 }
 
 #[test]
 fn frames_match_diffusers_at_f32() -> anyhow::Result<()> {
-    for variant in ["v095", "v090"] {
+    for variant in ["v090", "v095"] {
         let Some((db, events)) = run(variant, WeightDType::F32, DType::F32)? else {
             return Ok(());
         };
@@ -72,9 +78,27 @@ fn frames_match_diffusers_at_f32() -> anyhow::Result<()> {
                 _ => None,
             })
             .collect();
-        assert_eq!(stages, [Stage::TextEncoding, Stage::Denoising, Stage::Decoding]);
-        let steps = events.iter().filter(|e| matches!(e, Event::Step { .. })).count();
+        assert_eq!(
+            stages,
+            [Stage::TextEncoding, Stage::Denoising, Stage::Decoding]
+        );
+        let steps = events
+            .iter()
+            .filter(|e| matches!(e, Event::Step { .. }))
+            .count();
         assert_eq!(steps, 3, "{variant}: steps reported");
+    }
+    Ok(())
+}
+
+#[test]
+fn q4_bundle_matches_diffusers_on_the_same_weights() -> anyhow::Result<()> {
+    for variant in ["v095", "v090"] {
+        let Some((db, _)) = run(variant, WeightDType::Q4, DType::F32)? else {
+            return Ok(());
+        };
+        eprintln!("pipeline {variant} q4 weights vs diffusers on them: PSNR {db:.1} dB (bar 40)");
+        assert!(db >= 40.0, "{variant}: q4 PSNR {db:.1} dB < 40");
     }
     Ok(())
 }
@@ -127,7 +151,10 @@ fn invalid_sizes_and_cancellation_are_clear_errors() -> anyhow::Result<()> {
         },
         &cancel,
     ));
-    assert!(matches!(result, Err(PipelineError::Cancelled)), "{result:?}");
+    assert!(
+        matches!(result, Err(PipelineError::Cancelled)),
+        "{result:?}"
+    );
     assert_eq!(steps, 1);
     // The same pipeline generates again afterwards, with a seed: same seed, same clip.
     cancel.reset();

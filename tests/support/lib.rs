@@ -45,7 +45,7 @@ pub struct Fixture {
     pub variant: String,
     pub dir: PathBuf,
     pub call: serde_json::Value,
-    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    tensors: Tensors,
 }
 
 impl Fixture {
@@ -53,21 +53,7 @@ impl Fixture {
         let dir = repo_root().join("tests/fixtures/ltx").join(variant);
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("reference.json"))?)?;
-        let bytes = std::fs::read(dir.join("reference.safetensors"))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes)?;
-        let mut tensors = HashMap::new();
-        for (name, view) in st.tensors() {
-            anyhow::ensure!(
-                view.dtype() == safetensors::Dtype::F32,
-                "{name}: fixtures are f32"
-            );
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            tensors.insert(name.to_string(), (view.shape().to_vec(), values));
-        }
+        let tensors = read_f32_tensors(&dir.join("reference.safetensors"))?;
         Ok(Fixture {
             variant: variant.to_string(),
             dir,
@@ -85,6 +71,14 @@ impl Fixture {
 
     pub fn values(&self, name: &str) -> &[f32] {
         &self.tensor(name).1
+    }
+
+    /// The final frames diffusers makes from the weights of a q4 bundle
+    /// (`tools/reference/ltx_q4_frames.py`): (shape, values).
+    pub fn q4_frames(&self) -> Result<(Vec<usize>, Vec<f32>)> {
+        let mut t = read_f32_tensors(&self.dir.join("reference_q4.safetensors"))?;
+        t.remove("frames")
+            .context("reference_q4.safetensors has no `frames`")
     }
 
     pub fn pipeline_dir(&self) -> PathBuf {
@@ -106,6 +100,28 @@ impl Fixture {
             .with_context(|| format!("converting the {} fixture", self.variant))?;
         Ok(Bundle { _tmp: tmp, dir })
     }
+}
+
+type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Every tensor of an all-f32 safetensors file.
+pub fn read_f32_tensors(path: &Path) -> Result<Tensors> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)?;
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        anyhow::ensure!(
+            view.dtype() == safetensors::Dtype::F32,
+            "{name}: fixtures are f32"
+        );
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        tensors.insert(name.to_string(), (view.shape().to_vec(), values));
+    }
+    Ok(tensors)
 }
 
 /// A converted bundle in a temporary folder (removed on drop).

@@ -101,7 +101,11 @@ impl Bar {
     }
 
     fn show(&self, done: f64, total: f64, extra: &str) {
-        let frac = if total > 0.0 { (done / total).clamp(0.0, 1.0) } else { 1.0 };
+        let frac = if total > 0.0 {
+            (done / total).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
         let filled = (frac * 30.0).round() as usize;
         eprint!(
             "\r{:<14} [{}{}] {:>3.0}% {extra} ({:.1} s)   ",
@@ -154,7 +158,9 @@ fn default_model() -> Result<String> {
             return Ok(c.display().to_string());
         }
     }
-    bail!("no --model given and no demo model found (models/demo); pass --model <bundle dir or URL>")
+    bail!(
+        "no --model given and no demo model found (models/demo); pass --model <bundle dir or URL>"
+    )
 }
 
 fn read_latents(path: &Path) -> Result<Vec<f32>> {

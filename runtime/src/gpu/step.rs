@@ -150,7 +150,12 @@ impl<'g> Step<'g> {
     /// Records a copy of all of `src` into `dst` from element `dst_offset`
     /// on (e.g. one batch item of a stacked input); the byte offset must be
     /// a multiple of 4 and `src` whole words.
-    pub fn copy_at(&mut self, src: &Tensor, dst: &Tensor, dst_offset: usize) -> Result<(), GpuError> {
+    pub fn copy_at(
+        &mut self,
+        src: &Tensor,
+        dst: &Tensor,
+        dst_offset: usize,
+    ) -> Result<(), GpuError> {
         let offset = (dst_offset * dst.dtype.size()) as u64;
         let bytes = (src.numel() * src.dtype.size()) as u64;
         if src.dtype != dst.dtype

@@ -3,10 +3,10 @@
 //! stacked for CFG), flow-matching denoising of packed latent tokens with
 //! one GPU submission per step, then the VAE decode.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use crate::bundle::Manifest;
-use crate::gpu::{DType, Gpu, Tensor};
+use crate::gpu::{DType, Gpu};
 use crate::kernels::rope::grid::LtxGrid;
 use crate::kernels::sampler::{self, Euler, ModelOutput, Operand, Rescale};
 use crate::models::ltx::text_encoder::T5Encoder;
@@ -138,7 +138,7 @@ impl LtxPipeline {
         let transformer =
             LtxTransformer::load(gpu, weights.root("transformer"), &transformer_config, act)?;
         let vae = VaeDecoder::load(gpu, weights.root("vae"), &vae_config, act)?;
-        let stats = LatentStats::load(weights.root("vae"), &vae_config)?;
+        let stats = LatentStats::load(&weights.root("vae"), &vae_config)?;
         Ok(LtxPipeline {
             text_config,
             transformer_config,
@@ -182,7 +182,11 @@ impl LtxPipeline {
 
     /// The timesteps and sigmas of a run, as `LTXConditionPipeline` derives
     /// them (the linear-quadratic default unless given explicitly).
-    pub fn schedule(&self, opts: &GenerateOptions, tokens: usize) -> Result<Schedule, PipelineError> {
+    pub fn schedule(
+        &self,
+        opts: &GenerateOptions,
+        tokens: usize,
+    ) -> Result<Schedule, PipelineError> {
         let ts: Vec<f32> = match &opts.timesteps {
             Some(t) => t.clone(),
             None => {
@@ -261,10 +265,7 @@ impl LtxPipeline {
         let t = self.tokenizer.encode(&opts.prompt, len)?;
         ids.extend(t.ids);
         mask.extend(t.mask);
-        let bias: Vec<f32> = mask
-            .iter()
-            .map(|&m| (1.0 - m as f32) * -10000.0)
-            .collect();
+        let bias: Vec<f32> = mask.iter().map(|&m| (1.0 - m as f32) * -10000.0).collect();
         let mut step = gpu.step("text encoding");
         let states = self.text_encoder.encode(&mut step, &ids, &mask, batch)?;
         step.submit()?;
@@ -370,8 +371,10 @@ impl LtxPipeline {
                 &sigma_t,
                 &next_t,
                 None,
+                // The transformer's output is the velocity itself (diffusers
+                // negates it for the scheduler, which negates it back).
                 Euler {
-                    output: ModelOutput::NegatedVelocity,
+                    output: ModelOutput::Velocity,
                     keep_conditioned: None,
                 },
             )?;
@@ -393,7 +396,7 @@ impl LtxPipeline {
         let started = Instant::now();
         events(Event::StageStarted(Stage::Decoding));
         let mut z = latents::unpack(&packed, channels, [lf, lh, lw], pt, p);
-        self.stats.denormalize(&mut z);
+        self.stats.denormalize(&mut z)?;
         let timestep = if self.vae_config.timestep_conditioning {
             let scale = opts.decode_noise_scale.unwrap_or(opts.decode_timestep);
             if scale != 0.0 {
@@ -407,7 +410,7 @@ impl LtxPipeline {
             None
         };
         let z = gpu.upload(&z, &[channels, lf, lh, lw], self.act)?;
-        let video = self.vae.decode(gpu, &z, timestep).await?;
+        let video = self.vae.decode(gpu, &z, timestep)?;
         let pixels = gpu.read(&video).await?;
         let video = postprocess(&pixels, &video.shape, opts.frame_rate)?;
         events(Event::StageFinished {
@@ -416,7 +419,6 @@ impl LtxPipeline {
         });
         Ok(video)
     }
-
 }
 
 /// VAE output `[3, F, H, W]` in [-1, 1] to frames `[F, H, W, 3]` in [0, 1]

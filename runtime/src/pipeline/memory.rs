@@ -44,15 +44,22 @@ impl MemoryEstimate {
         let t5_largest = t5_rows * text.d_ff as u64 * 4;
         // Transformer: tokens x (hidden, norm, q, k, v, attention, out,
         // residual) + the 4x FFN + f32 RoPE tables + the 6 D modulation.
-        let tokens = (lf * lh * lw) as u64 / (transformer.patch_size_t * transformer.patch_size.pow(2)) as u64;
+        let tokens = (lf * lh * lw) as u64
+            / (transformer.patch_size_t * transformer.patch_size.pow(2)) as u64;
         let rows = b * tokens;
         let d = transformer.inner_dim() as u64;
-        let dit = rows * (8 * d + 2 * 4 * d) * a + 2 * rows * d * 4 + rows * 6 * d * 4 + b * l * d * a;
+        let dit =
+            rows * (8 * d + 2 * 4 * d) * a + 2 * rows * d * 4 + rows * 6 * d * 4 + b * l * d * a;
         let dit_largest = (rows * 4 * d * a).max(rows * 6 * d * 4);
         // VAE decoder: per level, its channels at its output resolution; a
         // resnet holds about four such buffers at once.
         let (mut f, mut h, mut w) = (lf as u64, lh as u64, lw as u64);
-        let channels: Vec<u64> = vae.decoder_block_out_channels.iter().rev().map(|&c| c as u64).collect();
+        let channels: Vec<u64> = vae
+            .decoder_block_out_channels
+            .iter()
+            .rev()
+            .map(|&c| c as u64)
+            .collect();
         let mut level_max = channels.first().copied().unwrap_or(0) * f * h * w;
         for (i, &scales) in vae.decoder_spatio_temporal_scaling.iter().enumerate() {
             if scales {
@@ -60,7 +67,11 @@ impl MemoryEstimate {
                 h *= 2;
                 w *= 2;
             }
-            let c = channels.get(i + 1).or(channels.last()).copied().unwrap_or(0);
+            let c = channels
+                .get(i + 1)
+                .or(channels.last())
+                .copied()
+                .unwrap_or(0);
             level_max = level_max.max(c * f * h * w);
         }
         let p = vae.patch_size as u64;
@@ -143,10 +154,7 @@ impl MemoryEstimate {
         };
         Err(PipelineError::TooLarge(format!(
             "{}x{} with {} frames is too large for {}: {why}{hint}",
-            s.width,
-            s.height,
-            s.frames,
-            gpu.info.name
+            s.width, s.height, s.frames, gpu.info.name
         )))
     }
 }

@@ -12,8 +12,10 @@ pub fn write_file(clip: &Clip, path: &Path) -> Result<(), VideoError> {
         message: e.to_string(),
     };
     let (w, h) = (
-        u16::try_from(clip.width).map_err(|_| VideoError::Encode("GIF frames are at most 65535 wide".into()))?,
-        u16::try_from(clip.height).map_err(|_| VideoError::Encode("GIF frames are at most 65535 high".into()))?,
+        u16::try_from(clip.width)
+            .map_err(|_| VideoError::Encode("GIF frames are at most 65535 wide".into()))?,
+        u16::try_from(clip.height)
+            .map_err(|_| VideoError::Encode("GIF frames are at most 65535 high".into()))?,
     );
     let file = std::fs::File::create(path).map_err(|e| io(&e))?;
     let mut encoder =

@@ -3,11 +3,11 @@
 //! WebCodecs) consume.
 
 #[cfg(all(feature = "video", not(target_arch = "wasm32")))]
+pub mod gif;
+#[cfg(all(feature = "video", not(target_arch = "wasm32")))]
 pub mod mp4;
 #[cfg(all(feature = "video", not(target_arch = "wasm32")))]
 pub mod png;
-#[cfg(all(feature = "video", not(target_arch = "wasm32")))]
-pub mod gif;
 
 use thiserror::Error;
 
