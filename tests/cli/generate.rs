@@ -83,11 +83,12 @@ fn probe(path: &Path) -> Result<serde_json::Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-fn decode_rgb(path: &Path) -> Result<Vec<f32>> {
+/// The decoded frames as `pix_fmt` (rgb24, or gray: the luma plane).
+fn decode(path: &Path, pix_fmt: &str) -> Result<Vec<f32>> {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
-        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .args(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-"])
         .output()?;
     ensure!(
         out.status.success(),
@@ -95,6 +96,13 @@ fn decode_rgb(path: &Path) -> Result<Vec<f32>> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(out.stdout.iter().map(|&b| b as f32 / 255.0).collect())
+}
+
+/// BT.601 luma of RGB triples.
+fn luma_of(rgb: &[f32]) -> Vec<f32> {
+    rgb.chunks_exact(3)
+        .map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2])
+        .collect()
 }
 
 #[test]
@@ -162,17 +170,20 @@ fn generate_writes_a_playable_mp4_matching_its_frames() -> Result<()> {
     let (shape, frames) = read_frames(&frames_out)?;
     assert_eq!(shape, [9, 96, 64, 3]);
     let vs_diffusers = psnr(&frames, fx.values("frames"));
-    let decoded = decode_rgb(&clip)?;
-    let vs_codec = psnr(&decoded, &frames);
+    let (rgb, gray) = (decode(&clip, "rgb24")?, decode(&clip, "gray")?);
+    let (vs_codec, luma) = (psnr(&rgb, &frames), psnr(&gray, &luma_of(&frames)));
     eprintln!(
-        "--frames-out vs diffusers: {vs_diffusers:.1} dB; MP4 vs --frames-out: {vs_codec:.1} dB"
+        "--frames-out vs diffusers: {vs_diffusers:.1} dB; MP4 vs --frames-out: luma \
+         {luma:.1} dB, RGB {vs_codec:.1} dB"
     );
     assert!(
         vs_diffusers >= 45.0,
         "frames-out vs diffusers {vs_diffusers:.1} dB"
     );
-    // H.264 at yuv420p on a noisy random-weight clip: chroma subsampling alone costs some dB.
-    assert!(vs_codec >= 25.0, "MP4 vs frames-out {vs_codec:.1} dB");
+    // yuv420p keeps luma at full resolution and halves chroma both ways; a
+    // random-weight clip is close to per-pixel noise, whose chroma the
+    // subsampling cannot keep, so the codec is judged on luma.
+    assert!(luma >= 25.0, "MP4 luma vs frames-out {luma:.1} dB");
 
     // The other outputs: a GIF and a folder of PNG frames.
     for (name, check) in [("clip.gif", "gif"), ("frames", "png")] {

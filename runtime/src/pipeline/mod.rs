@@ -143,7 +143,11 @@ impl Video {
                 let src = &self.frames[f * plane * 3..(f + 1) * plane * 3];
                 let mut rgba = Vec::with_capacity(plane * 4);
                 for px in src.chunks_exact(3) {
-                    rgba.extend(px.iter().map(|&v| crate::kernels::video::to_byte(v)));
+                    // Frames are in [0, 1]; the video kernels' byte rule takes [-1, 1].
+                    rgba.extend(
+                        px.iter()
+                            .map(|&v| crate::kernels::video::to_byte(v * 2.0 - 1.0)),
+                    );
                     rgba.push(255);
                 }
                 rgba

@@ -7,7 +7,9 @@ use ::mp4::{
     AvcConfig, FourCC, MediaConfig, Mp4Config, Mp4Sample, Mp4Writer, TrackConfig, TrackType,
 };
 use openh264::OpenH264API;
-use openh264::encoder::{Encoder, EncoderConfig, FrameRate, RateControlMode, VuiConfig};
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate, QpRange, RateControlMode, VuiConfig,
+};
 use openh264::formats::{RgbaSliceU8, YUVBuffer};
 
 use super::{Clip, VideoError};
@@ -55,9 +57,17 @@ pub fn write<W: Write + Seek>(clip: &Clip, out: W) -> Result<W, VideoError> {
             height: clip.height,
         });
     }
+    // A clip to keep: about one bit per pixel per frame, and a quantiser
+    // ceiling so busy frames keep their detail rather than meet the rate.
+    let bps = (clip.width as f64 * clip.height as f64 * clip.fps).clamp(5e5, 5e7) as u32;
     let config = EncoderConfig::new()
         .max_frame_rate(FrameRate::from_hz(clip.fps as f32))
+        .bitrate(BitRate::from_bps(bps))
+        .qp(QpRange::new(0, 20))
         .rate_control_mode(RateControlMode::Quality)
+        // Rate control may otherwise drop frames of small, busy clips: every
+        // frame must become a sample, or the file is shorter than asked.
+        .skip_frames(false)
         .vui(VuiConfig::bt601());
     let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config).map_err(enc)?;
     let (w, h) = (clip.width as usize, clip.height as usize);
@@ -84,6 +94,11 @@ pub fn write<W: Write + Seek>(clip: &Clip, out: W) -> Result<W, VideoError> {
                 }
                 None => {}
             }
+        }
+        if avcc.is_empty() {
+            return Err(VideoError::Encode(format!(
+                "the encoder produced no picture for frame {i}"
+            )));
         }
         samples.push((avcc, is_sync));
     }
