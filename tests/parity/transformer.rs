@@ -124,7 +124,7 @@ fn wrong_timestep_count_is_a_clear_error() -> anyhow::Result<()> {
     let states = gpu.upload(&vec![0.0; 4 * 32], &[4, 32], DType::F32)?;
     let caption = model.project_caption(&mut step, &states)?;
     let mask = gpu.upload(&[0.0; 4], &[1, 4], DType::F32)?;
-    let rope = model.rope(&mut step, &vec![0.0; 36])?;
+    let rope = model.rope(&mut step, &[0.0; 36])?;
     let out = gpu.empty(&[12, 8], DType::F32)?;
     let err = model
         .forward(

@@ -159,8 +159,8 @@ impl<'g> Step<'g> {
         let offset = (dst_offset * dst.dtype.size()) as u64;
         let bytes = (src.numel() * src.dtype.size()) as u64;
         if src.dtype != dst.dtype
-            || offset % 4 != 0
-            || bytes % 4 != 0
+            || !offset.is_multiple_of(4)
+            || !bytes.is_multiple_of(4)
             || offset + bytes > (dst.numel() * dst.dtype.size()) as u64
         {
             return Err(GpuError::shape(
