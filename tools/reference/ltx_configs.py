@@ -103,8 +103,19 @@ T5_TINY = {
     "relative_attention_max_distance": 16,
 }
 
-# FlowMatchEulerDiscreteScheduler settings of the 0.9.5+ conversions.
+# FlowMatchEulerDiscreteScheduler settings of the 0.9.5 and 0.9.7 conversions.
 SCHEDULER = {"use_dynamic_shifting": False}
+
+# Those of the 0.9.8 conversion (the script's default branch): a
+# resolution-dependent shift.
+SCHEDULER_098 = {
+    "use_dynamic_shifting": True,
+    "base_shift": 0.95,
+    "max_shift": 2.05,
+    "base_image_seq_len": 1024,
+    "max_image_seq_len": 4096,
+    "shift_terminal": 0.1,
+}
 
 MODEL_INDEX_CLASSES = {
     "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],

@@ -1,7 +1,8 @@
-"""Writes a real-shaped LTX-Video 2B + T5-XXL pipeline with random bf16 weights.
+"""Writes a real-shaped LTX-Video 2B 0.9.8 + T5-XXL pipeline with random bf16 weights.
 
 For size and throughput measurements of the quantizer: the shapes and names
-are those of the published checkpoint (diffusers layout, sharded safetensors
+are those of the published checkpoint (the 2B transformer, which 0.9.8
+shares with 0.9.5; the 0.9.5+ VAE; T5 v1.1 XXL; diffusers layout, sharded safetensors
 with index files), the values are random. Streams tensor by tensor, so memory
 stays near one 128 MiB pool of random values whatever the model size.
 
@@ -99,7 +100,7 @@ def main():
     t5_config.architectures = ["T5EncoderModel"]
     t5_config.save_pretrained(out / "text_encoder")
     cfg.tiny_tokenizer(t5_config.vocab_size).save_pretrained(out / "tokenizer")
-    FlowMatchEulerDiscreteScheduler(**cfg.SCHEDULER).save_config(out / "scheduler")
+    FlowMatchEulerDiscreteScheduler(**cfg.SCHEDULER_098).save_config(out / "scheduler")
     index = {"_class_name": "LTXConditionPipeline", **cfg.MODEL_INDEX_CLASSES}
     (out / "model_index.json").write_text(json.dumps(index, indent=2))
 

@@ -126,6 +126,11 @@ impl Gpu {
         self.pool.stats()
     }
 
+    /// Starts a new peak at the current live bytes, to measure one stage.
+    pub fn reset_peak(&self) {
+        self.pool.reset_peak();
+    }
+
     /// Drops every cached bind group (they keep buffers alive).
     pub fn trim(&self) {
         self.pipelines.clear_bind_groups();

@@ -99,6 +99,11 @@ impl BufferPool {
         }
     }
 
+    pub(super) fn reset_peak(&self) {
+        self.peak
+            .store(self.live.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Frees every pooled buffer that nobody holds.
     pub(super) fn clear(&self) {
         if let Ok(mut free) = self.free.lock() {
