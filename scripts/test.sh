@@ -19,9 +19,11 @@ else
   echo "test: rustfmt is not installed; skipping the format check"
 fi
 
-# The default members (shaders, runtime, web, quantize): `--workspace` would
-# also build the benchmark crate and burn, minutes for no test.
-cargo test --no-fail-fast
+# The default members (shaders, runtime, web, quantize, tests): `--workspace`
+# would also build the benchmark crate and burn, minutes for no test.
+# --show-output prints what passing tests report: the parity tests' error
+# figures (rel L2, PSNR) against the diffusers fixtures.
+cargo test --no-fail-fast -- --show-output
 
 # In the browser, the required kernel families must all be built and pass.
 FRAMECAST_BROWSER_STRICT=1 bash scripts/test-browser.sh
