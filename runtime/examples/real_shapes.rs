@@ -19,10 +19,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use framecast::bundle::{BundleLoader, FsSource, Manifest};
 use framecast::gpu::{AdapterChoice, DType, Gpu, Tensor};
-use framecast::kernels::rope::grid::LtxGrid;
 use framecast::models::Weights;
 use framecast::models::ltx::text_encoder::T5Encoder;
-use framecast::models::ltx::transformer::{Forward, LtxTransformer};
+use framecast::models::ltx::transformer::{self, Forward, LtxTransformer};
 use framecast::models::ltx::{T5Config, TransformerConfig, VaeConfig};
 use framecast::models::tokenizer::PromptTokenizer;
 use framecast::pipeline::latents;
@@ -215,19 +214,9 @@ async fn run() -> Result<()> {
     );
     let mut step = gpu.step("caption and rope");
     let caption = dit.project_caption(&mut step, &states)?;
-    let bias: Vec<f32> = tokens
-        .mask
-        .iter()
-        .map(|&m| (1.0 - m as f32) * -10000.0)
-        .collect();
+    let bias = transformer::mask_bias(&tokens.mask);
     let mask = gpu.upload(&bias, &[1, SEQ], DType::F32)?;
-    let grid = LtxGrid {
-        temporal_compression: temporal as i64,
-        spatial_compression: spatial as i64,
-        patch_size_t: pt,
-        patch_size: p,
-        ..LtxGrid::LTX_VIDEO
-    };
+    let grid = transformer::rope_grid(&vae_config, &dit_config);
     let rope = dit.rope(&mut step, &grid.latent_coords(lf, lh, lw, 25.0))?;
     step.submit()?;
     gpu.wait().await?;

@@ -7,10 +7,9 @@ use web_time::Instant;
 
 use crate::bundle::Manifest;
 use crate::gpu::{DType, Gpu};
-use crate::kernels::rope::grid::LtxGrid;
 use crate::kernels::sampler::{self, Euler, ModelOutput, Operand, Rescale};
 use crate::models::ltx::text_encoder::T5Encoder;
-use crate::models::ltx::transformer::{Forward, LtxTransformer};
+use crate::models::ltx::transformer::{self, Forward, LtxTransformer};
 use crate::models::ltx::vae::{LatentStats, VaeDecoder};
 use crate::models::ltx::{T5Config, TransformerConfig, VaeConfig};
 use crate::models::tokenizer::PromptTokenizer;
@@ -265,7 +264,7 @@ impl LtxPipeline {
         let t = self.tokenizer.encode(&opts.prompt, len)?;
         ids.extend(t.ids);
         mask.extend(t.mask);
-        let bias: Vec<f32> = mask.iter().map(|&m| (1.0 - m as f32) * -10000.0).collect();
+        let bias = transformer::mask_bias(&mask);
         let mut step = gpu.step("text encoding");
         let states = self.text_encoder.encode(&mut step, &ids, &mask, batch)?;
         step.submit()?;
@@ -281,13 +280,7 @@ impl LtxPipeline {
         let caption = self.transformer.project_caption(&mut step, &states)?;
         let mask_bias = gpu.upload(&bias, &[batch, len], DType::F32)?;
         // RoPE coordinates: the same for both CFG halves.
-        let grid = LtxGrid {
-            temporal_compression: temporal as i64,
-            spatial_compression: spatial as i64,
-            patch_size_t: pt,
-            patch_size: p,
-            ..LtxGrid::LTX_VIDEO
-        };
+        let grid = transformer::rope_grid(&self.vae_config, tc);
         let coords = grid.latent_coords(lf, lh, lw, opts.frame_rate);
         let coords: Vec<f32> = (0..batch).flat_map(|_| coords.iter().copied()).collect();
         let rope = self.transformer.rope(&mut step, &coords)?;
@@ -322,12 +315,19 @@ impl LtxPipeline {
         let model_out = gpu.empty(&[batch * tokens, tc.out_channels], self.act)?;
         let guided = gpu.empty(&[tokens, tc.out_channels], self.act)?;
         let scratch = gpu.empty(&[4], DType::F32)?;
+        let sigma_t = gpu.empty(&[tokens], DType::F32)?;
+        let next_t = gpu.empty(&[tokens], DType::F32)?;
         let total = schedule.len();
         for (i, &t) in schedule.timesteps.iter().enumerate() {
             cancel.check()?;
             let (sigma, next) = schedule.token_sigmas(t);
-            let sigma_t = gpu.upload(&vec![sigma; tokens], &[tokens], DType::F32)?;
-            let next_t = gpu.upload(&vec![next; tokens], &[tokens], DType::F32)?;
+            // Queue writes land before this step's commands and after the
+            // previous step's, so the two buffers serve every step.
+            for (buf, v) in [(&sigma_t, sigma), (&next_t, next)] {
+                let values = vec![v; tokens];
+                gpu.queue
+                    .write_buffer(buf.buffer(), 0, bytemuck::cast_slice(&values));
+            }
             let mut step = gpu.step("denoising step");
             for b in 0..batch {
                 step.copy_at(&latents, &model_in, b * tokens * feat)?;
@@ -347,7 +347,6 @@ impl LtxPipeline {
                 &model_out,
             )?;
             let velocity = if cfg {
-                let n = tokens * tc.out_channels;
                 sampler::encode_cfg(
                     &mut step,
                     Operand::item(&model_out, 1, 2)?,
@@ -359,7 +358,6 @@ impl LtxPipeline {
                         scratch: &scratch,
                     }),
                 )?;
-                debug_assert_eq!(guided.numel(), n);
                 &guided
             } else {
                 &model_out

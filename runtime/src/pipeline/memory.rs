@@ -13,6 +13,8 @@ use super::size::VideoSize;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MemoryEstimate {
     pub size: VideoSize,
+    /// The VAE's spatial compression: sides of smaller sizes step by it.
+    pub spatial: usize,
     pub weights: u64,
     /// The largest working set of any stage (activations only).
     pub activations: u64,
@@ -81,6 +83,7 @@ impl MemoryEstimate {
         let vae_total = 4 * largest_vae;
         MemoryEstimate {
             size,
+            spatial,
             weights,
             activations: t5.max(dit).max(vae_total),
             largest_buffer: t5_largest.max(dit_largest).max(largest_vae),
@@ -136,8 +139,8 @@ impl MemoryEstimate {
         for shrink in 1..64u64 {
             let scale = 1.0 - shrink as f64 / 64.0;
             let try_size = VideoSize {
-                width: ((s.width as f64 * scale) as usize / 32).max(1) * 32,
-                height: ((s.height as f64 * scale) as usize / 32).max(1) * 32,
+                width: ((s.width as f64 * scale) as usize / self.spatial).max(1) * self.spatial,
+                height: ((s.height as f64 * scale) as usize / self.spatial).max(1) * self.spatial,
                 frames: s.frames,
             };
             if estimate(try_size).fits(gpu, budget).is_ok() {

@@ -17,7 +17,8 @@ use crate::kernels::norm::{self, Gate, Modulation, Norm};
 use crate::kernels::rope::{ltx_freqs, rope_apply, rope_table};
 use crate::models::{Linear, ModelError, Vb};
 
-use super::TransformerConfig;
+use super::{TransformerConfig, VaeConfig};
+use crate::kernels::rope::grid::LtxGrid;
 
 /// Channels of the sinusoidal timestep projection (diffusers' `Timesteps(256)`).
 const TIMESTEP_CHANNELS: usize = 256;
@@ -65,6 +66,28 @@ impl Attn {
         })
     }
 
+    /// `norm_q` and `norm_k`: RMSNorm across all heads of Q and K.
+    fn norm_qk(
+        &self,
+        step: &mut Step<'_>,
+        d: usize,
+        [q, k]: [&Tensor; 2],
+        [qn, kn]: [&Tensor; 2],
+    ) -> Result<(), ModelError> {
+        for (x, w, out) in [(q, &self.norm_q, qn), (k, &self.norm_k, kn)] {
+            norm::encode(
+                step,
+                Norm::Rms,
+                rows_of(d, x),
+                Some(w),
+                QK_NORM_EPS,
+                None,
+                out,
+            )?;
+        }
+        Ok(())
+    }
+
     fn bytes(&self) -> u64 {
         [&self.to_q, &self.to_k, &self.to_v, &self.to_out]
             .iter()
@@ -81,6 +104,24 @@ struct Block {
     ff_in: Linear,
     ff_out: Linear,
     table: Tensor,
+}
+
+/// The RoPE grid of a model: its VAE's compressions and the transformer's
+/// patch sizes, with LTX-Video's base sizes.
+pub fn rope_grid(vae: &VaeConfig, transformer: &TransformerConfig) -> LtxGrid {
+    LtxGrid {
+        temporal_compression: vae.temporal_compression() as i64,
+        spatial_compression: vae.spatial_compression() as i64,
+        patch_size_t: transformer.patch_size_t,
+        patch_size: transformer.patch_size,
+        ..LtxGrid::LTX_VIDEO
+    }
+}
+
+/// The tokenizer's 0/1 attention mask as the additive bias cross-attention
+/// takes (diffusers: `(1 - mask) * -10000`).
+pub fn mask_bias(mask: &[u32]) -> Vec<f32> {
+    mask.iter().map(|&m| (1.0 - m as f32) * -10000.0).collect()
 }
 
 fn rows_of(d: usize, t: &Tensor) -> Rows<'_> {
@@ -399,24 +440,7 @@ impl LtxTransformer {
             b.attn1.to_q.encode(step, &normed, &q)?;
             b.attn1.to_k.encode(step, &normed, &k)?;
             b.attn1.to_v.encode(step, &normed, &v)?;
-            norm::encode(
-                step,
-                Norm::Rms,
-                rows_of(d, &q),
-                Some(&b.attn1.norm_q),
-                QK_NORM_EPS,
-                None,
-                &qn,
-            )?;
-            norm::encode(
-                step,
-                Norm::Rms,
-                rows_of(d, &k),
-                Some(&b.attn1.norm_k),
-                QK_NORM_EPS,
-                None,
-                &kn,
-            )?;
+            b.attn1.norm_qk(step, d, [&q, &k], [&qn, &kn])?;
             rope_apply(step, rows_of(d, &qn), &x.rope.cos, &x.rope.sin, &qr)?;
             rope_apply(step, rows_of(d, &kn), &x.rope.cos, &x.rope.sin, &kr)?;
             attention::encode(step, &self_attn, &qr, &kr, &v, &attn, Bias::default())?;
@@ -428,24 +452,7 @@ impl LtxTransformer {
             b.attn2.to_q.encode(step, &h, &q)?;
             b.attn2.to_k.encode(step, x.caption, &ck)?;
             b.attn2.to_v.encode(step, x.caption, &cv)?;
-            norm::encode(
-                step,
-                Norm::Rms,
-                rows_of(d, &q),
-                Some(&b.attn2.norm_q),
-                QK_NORM_EPS,
-                None,
-                &qn,
-            )?;
-            norm::encode(
-                step,
-                Norm::Rms,
-                Rows::contiguous(&ck, d),
-                Some(&b.attn2.norm_k),
-                QK_NORM_EPS,
-                None,
-                &ckn,
-            )?;
+            b.attn2.norm_qk(step, d, [&q, &ck], [&qn, &ckn])?;
             let mask = Bias {
                 mask: Some(x.mask),
                 t5_table: None,
