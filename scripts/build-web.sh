@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the browser module: framecast-web for wasm32, then wasm-bindgen
-# --target web into www/pkg/ (gitignored). Idempotent; cargo skips what is
+# --target web into www/pkg/, and vendors the site's muxer into www/vendor/
+# (both gitignored). Idempotent; cargo skips what is
 # up to date. Needs scripts/setup.sh (wasm32 target, wasm-bindgen-cli).
 #
 #   FRAMECAST_WEB_PROFILE   cargo profile (default `web`: optimised, no LTO,
@@ -34,6 +35,15 @@ wasm-bindgen --target web --out-dir "$out.tmp" "$wasm"
 rm -rf "$out"
 mv "$out.tmp" "$out"
 done_at=$(date +%s)
+
+# The site's muxer, from www/node_modules (scripts/setup.sh installs it).
+bundle=www/node_modules/mediabunny/dist/bundles/mediabunny.min.mjs
+if [ ! -f "$bundle" ]; then
+  echo "build-web: $bundle is missing; run scripts/setup.sh" >&2
+  exit 1
+fi
+mkdir -p www/vendor
+cp "$bundle" www/vendor/mediabunny.min.mjs
 
 size=$(stat -c %s "$out/framecast_web_bg.wasm")
 echo "build-web: $out/framecast_web_bg.wasm $((size / 1024)) KiB (profile $profile;" \

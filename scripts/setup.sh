@@ -33,4 +33,8 @@ if [ -f tests/browser/package.json ] && [ ! -d tests/browser/node_modules/playwr
   echo "setup: npm packages for the browser tests"
   (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
 fi
+if [ ! -f www/node_modules/mediabunny/package.json ]; then
+  echo "setup: npm packages for the site (mediabunny)"
+  (cd www && npm ci --no-audit --no-fund --silent)
+fi
 echo "setup: ok"

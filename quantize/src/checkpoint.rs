@@ -14,7 +14,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
 use crate::family::{self, Family};
-use framecast::bundle::Component;
+use framecast::bundle::{Component, ModelDefaults};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -88,6 +88,8 @@ pub struct Checkpoint {
     pub components: BTreeMap<String, Component>,
     pub tokenizer: BTreeMap<String, Value>,
     pub scheduler: Option<Value>,
+    /// `framecast.json` beside `model_index.json`, where the model has one.
+    pub defaults: ModelDefaults,
     /// Every weight, in the order the bundle stores them.
     pub tensors: Vec<SourceTensor>,
     maps: Vec<Mmap>,
@@ -113,9 +115,15 @@ impl Checkpoint {
             components: BTreeMap::new(),
             tokenizer: BTreeMap::new(),
             scheduler: None,
+            defaults: ModelDefaults::default(),
             tensors: Vec::new(),
             maps: Vec::new(),
         };
+        let defaults_file = dir.join("framecast.json");
+        if defaults_file.is_file() {
+            ck.defaults = serde_json::from_value(read_json(&defaults_file)?)
+                .map_err(|e| file_err(&defaults_file, format!("unexpected contents: {e}")))?;
+        }
         let Some(entries) = pipeline.as_object() else {
             return Err(file_err(&dir.join("model_index.json"), "not a JSON object"));
         };

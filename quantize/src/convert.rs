@@ -189,6 +189,7 @@ pub fn convert(src: &Path, out: &Path, opts: &Options) -> Result<Summary> {
         components: ck.components.clone(),
         tokenizer: ck.tokenizer.clone(),
         scheduler: ck.scheduler.clone(),
+        defaults: ck.defaults.clone(),
         quantization: Quantization {
             weights: opts.weights,
             group: opts.group,

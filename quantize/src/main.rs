@@ -30,8 +30,8 @@ enum Command {
         /// Values per q4/q8 scale, along a row.
         #[arg(long, default_value_t = 32)]
         group_size: usize,
-        /// Largest shard, in MiB.
-        #[arg(long, default_value_t = 64)]
+        /// Largest shard: MiB, or bytes with a K or M suffix (e.g. 256K).
+        #[arg(long, default_value = "64", value_parser = parse_size)]
         shard_size: u64,
         /// Tensors with fewer elements keep f16.
         #[arg(long, default_value_t = 1024)]
@@ -85,9 +85,7 @@ fn main() -> Result<()> {
             let opts = Options {
                 weights,
                 group: group_size,
-                shard_size: shard_size
-                    .checked_mul(1 << 20)
-                    .ok_or_else(|| anyhow::anyhow!("--shard-size {shard_size} MiB is too large"))?,
+                shard_size,
                 min_elements,
                 rules,
                 force,
@@ -136,4 +134,22 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `64` (MiB), `256K` or `16M`, in bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1u64 << 20),
+        _ => (t, 1u64 << 20),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number of MiB, or e.g. 256K"))?;
+    match n.checked_mul(unit) {
+        Some(0) => Err("the shard size must be positive".into()),
+        Some(v) => Ok(v),
+        None => Err(format!("{s:?} is too large")),
+    }
 }

@@ -28,7 +28,8 @@ enum Command {
         /// The site served at `/` [default: the repository's www/]
         #[arg(long, value_name = "DIR")]
         www: Option<PathBuf>,
-        /// A bundle served at `/models/NAME/`; repeat for several.
+        /// A bundle served at `/models/NAME/`; repeat for several. The demo
+        /// model is served as `demo` unless one is given by that name.
         #[arg(long = "bundle", value_name = "NAME=DIR", value_parser = parse_bundle)]
         bundles: Vec<(String, PathBuf)>,
         /// Address to listen on; port 0 picks a free one.
@@ -76,6 +77,18 @@ fn serve(
             "no www/ folder found in this repository or next to the binary; pass --www DIR",
         )?,
     };
+    let mut bundles = bundles;
+    if !bundles.iter().any(|(n, _)| n == "demo") {
+        if let Some(dir) = cli::demo_model_dir() {
+            bundles.push(("demo".to_string(), dir));
+        }
+    }
+    if !www.join("pkg/framecast_web_bg.wasm").is_file() {
+        eprintln!(
+            "note: {} has no pkg/ (the wasm build): run scripts/build-web.sh for the demo site",
+            www.display()
+        );
+    }
     let config = ServeConfig {
         www: www.clone(),
         bundles: bundles.clone(),

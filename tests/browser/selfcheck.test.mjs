@@ -6,14 +6,12 @@
 //   FRAMECAST_BROWSER_TIMEOUT_S  how long the page may take (default 1200)
 //   CHROMIUM                     the browser binary (default: `command -v chromium`)
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { chromium } from "playwright-core";
-
+import { launch } from "./chromium.mjs";
 import { startServer } from "./server.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -25,29 +23,6 @@ const REQUIRED = (process.env.FRAMECAST_BROWSER_FAMILIES ?? "elementwise,matmul,
 const STRICT = process.env.FRAMECAST_BROWSER_STRICT === "1";
 const TIMEOUT_MS = Number(process.env.FRAMECAST_BROWSER_TIMEOUT_S ?? 1200) * 1000;
 
-// WebGPU on the CPU (SwiftShader) in headless Chromium; see ENVIRONMENT.md.
-// The rest keeps Chromium from reaching for the network on a sealed machine.
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--enable-unsafe-webgpu",
-  "--use-webgpu-adapter=swiftshader",
-  "--enable-features=Vulkan",
-];
-
-function chromiumPath() {
-  if (process.env.CHROMIUM) return process.env.CHROMIUM;
-  try {
-    return execFileSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).trim();
-  } catch {
-    throw new Error("no chromium on PATH: run scripts/setup.sh (Debian's chromium package)");
-  }
-}
-
 const fmt = (x) => (x === null ? "inf" : x.toExponential(2));
 
 test("kernel self-checks pass in headless Chromium on WebGPU", { timeout: TIMEOUT_MS + 120_000 }, async (t) => {
@@ -56,7 +31,7 @@ test("kernel self-checks pass in headless Chromium on WebGPU", { timeout: TIMEOU
     "www/pkg is missing: run scripts/build-web.sh first (scripts/test-browser.sh does both)",
   );
   const server = await startServer({ root: www });
-  const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: CHROMIUM_ARGS });
+  const browser = await launch();
   t.after(async () => {
     await browser.close();
     await server.close();

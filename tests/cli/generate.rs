@@ -230,3 +230,62 @@ fn generate_writes_a_playable_mp4_matching_its_frames() -> Result<()> {
     }
     Ok(())
 }
+
+/// README's main command: the embedded demo model, no --model, no size.
+/// The clip must show what the prompt asks for, measured by the
+/// evaluation's analysis of the raw frames (the MP4 is checked by ffprobe).
+#[test]
+fn readme_main_command_makes_a_green_triangle_move_right() -> Result<()> {
+    if gpu().is_none() || tools().is_none() {
+        return Ok(());
+    }
+    let tmp = tempfile::tempdir()?;
+    let clip = tmp.path().join("clip.mp4");
+    let frames_out = tmp.path().join("frames.safetensors");
+    let out = Command::new(binary()?)
+        .args([
+            "generate",
+            "--prompt",
+            "a green triangle moves to the right",
+            "--seed",
+            "7",
+        ])
+        .arg("--out")
+        .arg(&clip)
+        .arg("--frames-out")
+        .arg(&frames_out)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "framecast generate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = probe(&clip)?;
+    let stream = &info["streams"][0];
+    let (shape, frames) = read_frames(&frames_out)?;
+    assert_eq!(stream["codec_name"], "h264");
+    assert_eq!(stream["width"].as_u64(), Some(shape[2] as u64));
+    assert_eq!(
+        stream["nb_read_frames"].as_str(),
+        Some(shape[0].to_string().as_str())
+    );
+    let a = framecast_eval::analyse(
+        &framecast_eval::Clip {
+            frames: &frames,
+            num_frames: shape[0],
+            height: shape[1],
+            width: shape[2],
+        },
+        &framecast_eval::shape_templates(),
+    );
+    eprintln!(
+        "demo clip {}x{}x{}: colour {:?}, shape {:?}, dx {:+.2}, dy {:+.2}",
+        shape[2], shape[1], shape[0], a.colour, a.shape, a.dx, a.dy
+    );
+    assert_eq!(a.colour, Some("green"), "{a:?}");
+    assert!(
+        framecast_eval::motion_matches("right", &a),
+        "not moving right: {a:?}"
+    );
+    Ok(())
+}

@@ -28,6 +28,7 @@ fn options(fx: &Fixture) -> GenerateOptions {
         latents: Some(fx.values("latents").to_vec()),
         decode_timestep: num("decode_timestep") as f32,
         decode_noise_scale: Some(num("decode_noise_scale") as f32),
+        preview: false,
     }
 }
 

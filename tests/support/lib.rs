@@ -102,7 +102,7 @@ impl Fixture {
     }
 }
 
-type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+pub type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
 
 /// Every tensor of an all-f32 safetensors file.
 pub fn read_f32_tensors(path: &Path) -> Result<Tensors> {

@@ -1,4 +1,6 @@
-//! framecast in the browser: a thin wasm-bindgen shell over the runtime.
+//! framecast in the browser: a thin wasm-bindgen shell over the runtime,
+//! run inside a Web Worker (`www/worker.js`): [`Session`] loads a model and
+//! generates clips; the self-check functions below test the kernels.
 //!
 //! Every function opens the device itself (WebGPU through wgpu) and returns
 //! plain JS objects built from the runtime's own types (see `report.rs`).
@@ -7,6 +9,9 @@
 
 mod console;
 mod report;
+mod session;
+
+pub use session::Session;
 
 use framecast::{AdapterChoice, Gpu, GpuError, doctor, kernels};
 use wasm_bindgen::prelude::*;

@@ -34,10 +34,52 @@ pub struct Manifest {
     /// `scheduler/scheduler_config.json`.
     #[serde(default)]
     pub scheduler: Option<Value>,
+    /// What the model was trained for (the checkpoint's `framecast.json`),
+    /// used where a caller leaves a setting out.
+    #[serde(default, skip_serializing_if = "ModelDefaults::is_empty")]
+    pub defaults: ModelDefaults,
     pub quantization: Quantization,
     pub shards: Vec<ShardEntry>,
     /// In load order: text encoder, transformer, VAE decoder, VAE encoder.
     pub tensors: Vec<TensorEntry>,
+}
+
+/// A model's native settings. Every field is optional; published
+/// checkpoints carry none, the demo model all of them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelDefaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<f32>,
+    /// The sizes it was trained at, [width, height].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sizes: Vec<[usize; 2]>,
+    /// A linear map from (normalised) latent channels to RGB in [0, 1], for
+    /// cheap previews while denoising.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<LatentPreview>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatentPreview {
+    /// One [r, g, b] row per latent channel.
+    pub weights: Vec<[f32; 3]>,
+    pub bias: [f32; 3],
+}
+
+impl ModelDefaults {
+    pub fn is_empty(&self) -> bool {
+        *self == ModelDefaults::default()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -29,8 +29,8 @@ pub use http::HttpSource;
 pub use layout::{ALIGN, Part, Region, RowLayout, ShardPacker, WeightDType};
 pub use loader::{BundleLoader, Progress};
 pub use manifest::{
-    Component, FORMAT, FORMAT_VERSION, MANIFEST_FILE, Manifest, QuantError, Quantization,
-    ShardEntry, TensorEntry,
+    Component, FORMAT, FORMAT_VERSION, MANIFEST_FILE, Manifest, ModelDefaults, QuantError,
+    Quantization, ShardEntry, TensorEntry,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use source::FsSource;

@@ -9,8 +9,8 @@ use clap::Args;
 use framecast::bundle::{BundleLoader, Manifest, ShardSource};
 use framecast::gpu::DType;
 use framecast::models::Weights;
-use framecast::pipeline::size::from_aspect;
-use framecast::pipeline::{Cancel, Event, GenerateOptions, LtxPipeline, Video, VideoSize, snap};
+use framecast::pipeline::size::{SizeRequest, parse_aspect, resolve};
+use framecast::pipeline::{Cancel, Event, GenerateOptions, LtxPipeline, Video};
 use framecast::{AdapterChoice, Gpu};
 
 #[derive(Args, Debug)]
@@ -30,26 +30,29 @@ pub struct GenerateArgs {
     /// Aspect ratio instead of --width/--height: 16:9, 9:16, 1:1, 4:3, 3:4
     #[arg(long, value_parser = parse_aspect)]
     aspect: Option<(usize, usize)>,
-    /// Pixels on the short side with --aspect
-    #[arg(long, default_value_t = 320)]
-    resolution: usize,
+    /// Pixels on the short side with --aspect [default: the model's, else 320]
+    #[arg(long)]
+    resolution: Option<usize>,
     /// Frames (k x the VAE's temporal compression + 1; others are snapped)
+    /// [default: the model's, else 2 seconds]
     #[arg(long)]
     frames: Option<usize>,
     /// Duration instead of --frames
     #[arg(long)]
     seconds: Option<f64>,
-    #[arg(long, default_value_t = 24.0)]
-    fps: f64,
-    /// Denoising steps of the default schedule
-    #[arg(long, default_value_t = 8)]
-    steps: usize,
+    /// Frames per second [default: the model's, else 24]
+    #[arg(long)]
+    fps: Option<f64>,
+    /// Denoising steps of the default schedule [default: the model's, else 8]
+    #[arg(long)]
+    steps: Option<usize>,
     /// An explicit schedule on diffusers' 0-1000 scale, e.g. 1000,993,987,981,975,909,725,421
     #[arg(long, value_delimiter = ',')]
     timesteps: Option<Vec<f32>>,
     /// Classifier-free guidance scale; 1 runs no negative branch
-    #[arg(long, default_value_t = 1.0)]
-    guidance: f32,
+    /// [default: the model's, else 1]
+    #[arg(long)]
+    guidance: Option<f32>,
     /// Same seed, same clip [default: a random one, printed]
     #[arg(long)]
     seed: Option<u64>,
@@ -72,18 +75,6 @@ pub struct GenerateArgs {
     /// f32 activations even where the adapter has shader-f16
     #[arg(long)]
     f32: bool,
-}
-
-fn parse_aspect(s: &str) -> Result<(usize, usize), String> {
-    let (w, h) = s
-        .split_once(':')
-        .ok_or_else(|| format!("{s:?}: expected W:H such as 16:9"))?;
-    let parse = |v: &str| v.trim().parse::<usize>().map_err(|e| format!("{s:?}: {e}"));
-    let (w, h) = (parse(w)?, parse(h)?);
-    if w == 0 || h == 0 {
-        return Err(format!("{s:?}: both sides must be positive"));
-    }
-    Ok((w, h))
 }
 
 /// One line of progress on stderr, redrawn in place.
@@ -146,21 +137,13 @@ async fn load<S: ShardSource>(source: S) -> Result<(Manifest, Weights)> {
 }
 
 fn default_model() -> Result<String> {
-    // The demo model ships beside the binary or in the repository.
-    let candidates = [
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(|d| d.join("models/demo"))),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/demo")),
-    ];
-    for c in candidates.into_iter().flatten() {
-        if c.join("manifest.json").is_file() {
-            return Ok(c.display().to_string());
-        }
+    match super::demo_model_dir() {
+        Some(dir) => Ok(dir.display().to_string()),
+        None => bail!(
+            "no --model given and no demo model found (models/demo beside the binary or in the \
+             repository); pass --model <bundle dir or URL>"
+        ),
     }
-    bail!(
-        "no --model given and no demo model found (models/demo); pass --model <bundle dir or URL>"
-    )
 }
 
 fn read_latents(path: &Path) -> Result<Vec<f32>> {
@@ -240,25 +223,20 @@ pub async fn run(args: GenerateArgs) -> Result<()> {
     drop(weights);
     let (spatial, temporal) = (pipe.spatial_compression(), pipe.temporal_compression());
 
-    let (w, h) = match (args.width, args.height, args.aspect) {
-        (Some(w), Some(h), None) => (w, h),
-        (None, None, Some(a)) => from_aspect(a, args.resolution, spatial),
-        (None, None, None) => from_aspect((16, 9), args.resolution, spatial),
-        _ => bail!("give either --width and --height, or --aspect (with --resolution)"),
+    let native = &manifest.defaults;
+    let request = SizeRequest {
+        width: args.width,
+        height: args.height,
+        aspect: args.aspect,
+        resolution: args.resolution,
+        frames: args.frames,
+        seconds: args.seconds,
+        fps: args.fps,
     };
-    let frames = match (args.frames, args.seconds) {
-        (Some(f), None) => f,
-        (None, Some(s)) => (s * args.fps).round() as usize + 1,
-        (None, None) => (2.0 * args.fps).round() as usize + 1,
-        _ => bail!("give --frames or --seconds, not both"),
-    };
-    let asked = VideoSize {
-        width: w,
-        height: h,
-        frames,
-    };
-    let size = snap(asked, spatial, temporal);
-    if size != asked {
+    let resolved = resolve(&request, native, spatial, temporal).map_err(anyhow::Error::msg)?;
+    let (size, fps) = (resolved.size, resolved.fps);
+    if resolved.snapped() {
+        let asked = resolved.asked;
         eprintln!(
             "size: {}x{} with {} frames is not valid for this model; using {}x{} with {} frames",
             asked.width, asked.height, asked.frames, size.width, size.height, size.frames
@@ -277,24 +255,25 @@ pub async fn run(args: GenerateArgs) -> Result<()> {
         width: size.width,
         height: size.height,
         num_frames: size.frames,
-        frame_rate: args.fps,
-        num_inference_steps: args.steps,
+        frame_rate: fps,
+        num_inference_steps: args.steps.or(native.steps).unwrap_or(8),
         timesteps: args.timesteps.clone(),
-        guidance_scale: args.guidance,
+        guidance_scale: args.guidance.or(native.guidance).unwrap_or(1.0),
         guidance_rescale: 0.0,
         seed,
         max_sequence_length: args.max_sequence_length,
         latents: args.latents.as_deref().map(read_latents).transpose()?,
         decode_timestep: args.decode_timestep,
         decode_noise_scale: args.decode_noise_scale,
+        preview: false,
     };
     eprintln!(
         "generating {}x{}, {} frames at {} fps ({:.2} s), seed {seed}",
         size.width,
         size.height,
         size.frames,
-        args.fps,
-        size.frames as f64 / args.fps
+        fps,
+        size.frames as f64 / fps
     );
     let mut bar: Option<Bar> = None;
     let mut on_event = |e: Event| match e {
@@ -322,6 +301,7 @@ pub async fn run(args: GenerateArgs) -> Result<()> {
                 b.finish();
             }
         }
+        Event::Preview { .. } => {}
     };
     let video = pipe
         .generate(&gpu, &opts, &mut on_event, &Cancel::new())

@@ -44,6 +44,9 @@ pub struct GenerateOptions {
     pub decode_timestep: f32,
     /// `None`: the decode timestep, as diffusers.
     pub decode_noise_scale: Option<f32>,
+    /// Read the latents back after every step for [`Event::Preview`] (one
+    /// readback per step: for live previews, off for timing).
+    pub preview: bool,
 }
 
 impl Default for GenerateOptions {
@@ -64,6 +67,7 @@ impl Default for GenerateOptions {
             latents: None,
             decode_timestep: 0.0,
             decode_noise_scale: None,
+            preview: false,
         }
     }
 }
@@ -377,11 +381,23 @@ impl LtxPipeline {
                 },
             )?;
             step.submit()?;
+            // Waiting for the step keeps progress honest and, in a browser
+            // worker, lets a cancel message in between steps; the GPU idles
+            // only for the turnaround of one small submission.
+            gpu.wait().await?;
             events(Event::Step {
                 index: i,
                 total,
                 timestep: t,
             });
+            if opts.preview && i + 1 < total {
+                let packed = gpu.read(&latents).await?;
+                events(Event::Preview {
+                    index: i,
+                    shape: [channels, lf, lh, lw],
+                    latents: latents::unpack(&packed, channels, [lf, lh, lw], pt, p),
+                });
+            }
         }
         let packed = gpu.read(&latents).await?;
         events(Event::StageFinished {

@@ -43,7 +43,7 @@ impl Stage {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     StageStarted(Stage),
-    /// Denoising step `index` (0-based) of `total` has been submitted; `timestep`
+    /// Denoising step `index` (0-based) of `total` has finished; `timestep`
     /// on diffusers' 0..1000 scale.
     Step {
         index: usize,
@@ -53,6 +53,13 @@ pub enum Event {
     StageFinished {
         stage: Stage,
         seconds: f64,
+    },
+    /// The (normalised) latents after step `index`, `[C, F', H', W']`, when
+    /// the options ask for previews.
+    Preview {
+        index: usize,
+        shape: [usize; 4],
+        latents: Vec<f32>,
     },
 }
 

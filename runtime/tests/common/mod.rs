@@ -154,6 +154,7 @@ pub fn build_bundle(dir: &Path) -> Built {
         ]),
         tokenizer: BTreeMap::new(),
         scheduler: None,
+        defaults: Default::default(),
         quantization: Quantization {
             weights: WeightDType::Q4,
             group: 32,

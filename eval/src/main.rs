@@ -1,0 +1,222 @@
+//! `framecast-eval`: generates a clip for each held-out prompt of the shapes
+//! world with the runtime and measures how well it follows the prompt.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use framecast::bundle::{BundleLoader, FsSource};
+use framecast::gpu::DType;
+use framecast::models::Weights;
+use framecast::pipeline::{Cancel, GenerateOptions, LtxPipeline};
+use framecast::{AdapterChoice, Gpu};
+use framecast_eval::{Clip, analyse, motion_matches, shape_templates, stable};
+use serde::{Deserialize, Serialize};
+
+#[derive(Parser, Debug)]
+#[command(about = "Prompt adherence of a shapes-world model, measured on clips it generates")]
+struct Args {
+    /// Bundle folder [default: the repository's models/demo]
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// JSON list of {prompt, colour, shape, motion} [default: tools/shapes/eval_prompts.json]
+    #[arg(long)]
+    prompts: Option<PathBuf>,
+    /// Only the first N prompts
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Seed of the first prompt; prompt i uses seed + i
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// [default: the model's]
+    #[arg(long)]
+    steps: Option<usize>,
+    /// [default: the model's]
+    #[arg(long)]
+    guidance: Option<f32>,
+    /// Write the report (report.json) and each clip as a GIF here
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    #[arg(long)]
+    f32: bool,
+}
+
+#[derive(Deserialize)]
+struct Prompt {
+    prompt: String,
+    colour: String,
+    shape: String,
+    motion: String,
+}
+
+#[derive(Serialize)]
+struct Row {
+    prompt: String,
+    seed: u64,
+    colour: Option<&'static str>,
+    shape: Option<&'static str>,
+    colour_ok: bool,
+    shape_ok: bool,
+    motion_ok: bool,
+    stable: bool,
+    dx: f32,
+    dy: f32,
+    area_ratio: f32,
+    flicker: f32,
+}
+
+fn percent(rows: &[Row], f: impl Fn(&Row) -> bool) -> f64 {
+    100.0 * rows.iter().filter(|r| f(r)).count() as f64 / rows.len().max(1) as f64
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(|| root.join("models/demo"));
+    let prompts_path = args
+        .prompts
+        .clone()
+        .unwrap_or_else(|| root.join("tools/shapes/eval_prompts.json"));
+    let mut prompts: Vec<Prompt> = serde_json::from_slice(
+        &std::fs::read(&prompts_path)
+            .with_context(|| format!("reading {}", prompts_path.display()))?,
+    )
+    .with_context(|| {
+        format!(
+            "{}: expected [{{prompt, colour, shape, motion}}]",
+            prompts_path.display()
+        )
+    })?;
+    if let Some(n) = args.limit {
+        prompts.truncate(n);
+    }
+    if prompts.is_empty() {
+        bail!("no prompts in {}", prompts_path.display());
+    }
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir)?;
+    }
+
+    pollster::block_on(async {
+        let mut loader = BundleLoader::open(FsSource::new(&model))
+            .await
+            .with_context(|| format!("opening the bundle {}", model.display()))?;
+        let manifest = (**loader.manifest()).clone();
+        let weights = Weights::from_tensors(loader.load_all(&mut |_| {}).await?);
+        let gpu = Gpu::new(&AdapterChoice::from_env()).await?;
+        let act = if gpu.caps.f16 && !args.f32 {
+            DType::F16
+        } else {
+            DType::F32
+        };
+        let pipe = LtxPipeline::load(&gpu, &manifest, &weights, act)?;
+        drop(weights);
+        let d = &manifest.defaults;
+        let (width, height) = (d.width.unwrap_or(256), d.height.unwrap_or(256));
+        let steps = args.steps.or(d.steps).unwrap_or(8);
+        let guidance = args.guidance.or(d.guidance).unwrap_or(1.0);
+        eprintln!(
+            "{} prompts, {width}x{height}, {} frames, {steps} steps, guidance {guidance}, on {} ({act:?})",
+            prompts.len(),
+            d.frames.unwrap_or(25),
+            gpu.describe()
+        );
+        let templates = shape_templates();
+        let mut rows = Vec::new();
+        let started = Instant::now();
+        for (i, p) in prompts.iter().enumerate() {
+            let seed = args.seed + i as u64;
+            let opts = GenerateOptions {
+                prompt: p.prompt.clone(),
+                width,
+                height,
+                num_frames: d.frames.unwrap_or(25),
+                frame_rate: d.fps.unwrap_or(24.0),
+                num_inference_steps: steps,
+                guidance_scale: guidance,
+                seed,
+                ..GenerateOptions::default()
+            };
+            let video = pipe
+                .generate(&gpu, &opts, &mut |_| {}, &Cancel::new())
+                .await?;
+            let a = analyse(
+                &Clip {
+                    frames: &video.frames,
+                    num_frames: video.num_frames,
+                    height: video.height,
+                    width: video.width,
+                },
+                &templates,
+            );
+            let row = Row {
+                prompt: p.prompt.clone(),
+                seed,
+                colour: a.colour,
+                shape: a.shape,
+                colour_ok: a.colour == Some(p.colour.as_str()),
+                shape_ok: a.shape == Some(p.shape.as_str()),
+                motion_ok: motion_matches(&p.motion, &a),
+                stable: stable(&a),
+                dx: a.dx,
+                dy: a.dy,
+                area_ratio: a.area_ratio,
+                flicker: a.flicker,
+            };
+            println!(
+                "{:>3} {:<48} colour {:<6} {} shape {:<8} {} motion {} (dx {:+.2} dy {:+.2} area x{:.2}) stable {}",
+                i,
+                p.prompt,
+                a.colour.unwrap_or("-"),
+                if row.colour_ok { "ok" } else { "NO" },
+                a.shape.unwrap_or("-"),
+                if row.shape_ok { "ok" } else { "NO" },
+                if row.motion_ok { "ok" } else { "NO" },
+                a.dx,
+                a.dy,
+                a.area_ratio,
+                if row.stable { "ok" } else { "NO" },
+            );
+            if let Some(dir) = &args.out_dir {
+                framecast::video::gif::write_file(
+                    &video.to_clip(),
+                    &dir.join(format!("{i:03}.gif")),
+                )?;
+            }
+            rows.push(row);
+        }
+        let summary = serde_json::json!({
+            "prompts": rows.len(),
+            "colour_accuracy": percent(&rows, |r| r.colour_ok),
+            "shape_accuracy": percent(&rows, |r| r.shape_ok),
+            "motion_accuracy": percent(&rows, |r| r.motion_ok),
+            "stable": percent(&rows, |r| r.stable),
+            "seconds": started.elapsed().as_secs_f64(),
+            "size": [width, height],
+            "steps": steps,
+            "guidance": guidance,
+        });
+        println!(
+            "colour {:.1}%  shape {:.1}%  motion {:.1}%  stable {:.1}%  ({} prompts, {:.0} s)",
+            percent(&rows, |r| r.colour_ok),
+            percent(&rows, |r| r.shape_ok),
+            percent(&rows, |r| r.motion_ok),
+            percent(&rows, |r| r.stable),
+            rows.len(),
+            started.elapsed().as_secs_f64()
+        );
+        if let Some(dir) = &args.out_dir {
+            std::fs::write(
+                dir.join("report.json"),
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"summary": summary, "clips": rows}),
+                )?,
+            )?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,258 @@
+// The demo site end to end in headless Chromium (WebGPU on SwiftShader),
+// against `framecast serve` with a tiny bundle (the v095 parity fixture's
+// pipeline, converted to q4), through a proxy that counts requests and can
+// corrupt a shard or cut a download short.
+//
+//   FRAMECAST_BIN         the framecast binary (default target/debug/framecast)
+//   FRAMECAST_QUANTIZE    the quantizer (default target/debug/framecast-quantize)
+//   FRAMECAST_SCREENSHOTS where screenshots go (default target/browser-screenshots)
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { createServer, request } from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { launch } from "./chromium.mjs";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.join(here, "..", "..");
+const bin = process.env.FRAMECAST_BIN ?? path.join(repo, "target", "debug", "framecast");
+const quantize = process.env.FRAMECAST_QUANTIZE ?? path.join(repo, "target", "debug", "framecast-quantize");
+const shots = process.env.FRAMECAST_SCREENSHOTS ?? path.join(repo, "target", "browser-screenshots");
+
+// The clip both the page and the CLI make: the fixture's own size.
+const CLIP = { prompt: "a red ball bounces on a blue floor", seed: 7, steps: 2, guidance: 1, width: 96, height: 64, frames: 17, fps: 24 };
+
+function startFramecast(bundle) {
+  const child = spawn(bin, ["serve", "--www", path.join(repo, "www"), "--bundle", `tiny=${bundle}`, "--addr", "127.0.0.1:0"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = /at (http:\/\/\S+)/.exec(out);
+      if (m) resolve({ url: m[1], child });
+    });
+    child.on("exit", (code) => reject(new Error(`framecast serve exited (${code}): ${out}`)));
+  });
+}
+
+/** A proxy to `target` that counts shard requests and injects faults. */
+async function startProxy(target) {
+  const t = new URL(target);
+  const stats = { shards: 0, ranges: 0, paths: [] };
+  const faults = { corrupt: null, cutOnce: null };
+  const server = createServer((req, res) => {
+    const isShard = req.url.endsWith(".bin");
+    if (isShard) {
+      stats.shards += 1;
+      stats.paths.push(req.url);
+      if (req.headers.range) stats.ranges += 1;
+    }
+    const up = request({ host: t.hostname, port: t.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+      const file = req.url.split("/").pop();
+      if (isShard && faults.cutOnce && file === faults.cutOnce && !req.headers.range) {
+        // Half the shard, then the connection drops.
+        faults.cutOnce = null;
+        res.writeHead(200, { ...r.headers });
+        let sent = 0;
+        const half = Number(r.headers["content-length"]) / 2;
+        r.on("data", (chunk) => {
+          if (sent >= half) return;
+          res.write(chunk.subarray(0, Math.min(chunk.length, half - sent)));
+          sent += chunk.length;
+          if (sent >= half) setTimeout(() => res.destroy(), 20);
+        });
+        return;
+      }
+      res.writeHead(r.statusCode, r.headers);
+      if (isShard && faults.corrupt === file) {
+        let first = true;
+        r.on("data", (chunk) => {
+          if (first) {
+            chunk = Buffer.from(chunk);
+            chunk[0] ^= 0xff;
+            first = false;
+          }
+          res.write(chunk);
+        });
+        r.on("end", () => res.end());
+      } else {
+        r.pipe(res);
+      }
+    });
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/`,
+    stats,
+    faults,
+    close: () => new Promise((r) => (server.closeAllConnections(), server.close(r))),
+  };
+}
+
+function psnr(a, b) {
+  let se = 0;
+  for (let i = 0; i < a.length; i++) se += (a[i] - b[i]) ** 2;
+  const mse = se / a.length;
+  return mse === 0 ? Infinity : 10 * Math.log10(1 / mse);
+}
+
+function readFrames(file) {
+  const buf = readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString());
+  const [start, end] = header.frames.data_offsets;
+  const body = buf.subarray(8 + n + start, 8 + n + end);
+  return new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.length));
+}
+
+const pageUrl = (base, extra = {}) => {
+  const q = new URLSearchParams({ model: `${base}models/tiny/`, ...Object.fromEntries(Object.entries({ ...CLIP, ...extra }).map(([k, v]) => [k, String(v)])) });
+  return `${base}index.html?${q}`;
+};
+
+async function waitState(page, states, timeout = 900_000) {
+  await page.waitForFunction((s) => s.includes(document.body.dataset.state), states, { timeout, polling: 200 });
+  return page.evaluate(() => document.body.dataset.state);
+}
+
+test("the demo site generates, caches, recovers and cancels in a real browser", { timeout: 3_600_000 }, async (t) => {
+  for (const [what, file] of [["framecast", bin], ["framecast-quantize", quantize], ["www/pkg", path.join(repo, "www", "pkg", "framecast_web_bg.wasm")], ["www/vendor", path.join(repo, "www", "vendor", "mediabunny.min.mjs")]]) {
+    assert.ok(existsSync(file), `${what} is missing (${file}): cargo build and scripts/build-web.sh first (scripts/test.sh does both)`);
+  }
+  mkdirSync(shots, { recursive: true });
+  const work = mkdtempSync(path.join(tmpdir(), "framecast-site-"));
+  const bundle = path.join(work, "tiny");
+  // Small shards, so that the bundle has several to count, corrupt and cut.
+  execFileSync(quantize, ["convert", path.join(repo, "tests/fixtures/ltx/v095/pipeline"), bundle, "--weights", "q4", "--shard-size", "128K"], { stdio: "inherit" });
+  const manifest = JSON.parse(readFileSync(path.join(bundle, "manifest.json")));
+  assert.ok(manifest.shards.length >= 2, "the test bundle should have several shards");
+
+  const fc = await startFramecast(bundle);
+  const proxy = await startProxy(fc.url);
+  const browser = await launch();
+  t.after(async () => {
+    await browser.close();
+    await proxy.close();
+    fc.child.kill();
+  });
+  const watch = (page) => {
+    page.on("console", (m) => (m.type() === "error" || m.type() === "warning") && console.log(`[browser ${m.type()}] ${m.text()}`));
+    page.on("pageerror", (e) => console.log(`[page error] ${e.stack ?? e.message}`));
+  };
+
+  // 1. A clip from a fresh browser: it downloads every shard once.
+  const context = await browser.newContext({ viewport: { width: 1100, height: 1300 } });
+  const page = await context.newPage();
+  watch(page);
+  await page.goto(pageUrl(proxy.url, { steps: 12 }));
+  assert.equal(await waitState(page, ["ready", "error"]), "ready", await page.locator("#error").textContent());
+  assert.equal(proxy.stats.shards, manifest.shards.length, "each shard fetched once on a first visit");
+  assert.match(await page.locator("#download .label").textContent(), /shard\(s\) downloaded/);
+  await page.screenshot({ path: path.join(shots, "idle.png"), fullPage: true });
+
+  // 2. Cancel mid-generation (12 steps): it stops within a step, then a new run works.
+  await page.click("#generate");
+  await page.waitForFunction(() => /step [1-9] of/.test(document.querySelector("#gen-progress .label").textContent), null, { timeout: 600_000, polling: 50 });
+  await page.screenshot({ path: path.join(shots, "generating.png"), fullPage: true });
+  const stepAtCancel = await page.evaluate(() => Number(/step (\d+)/.exec(document.querySelector("#gen-progress .label").textContent)[1]));
+  await page.click("#cancel");
+  assert.equal(await waitState(page, ["ready", "done", "error"]), "ready");
+  assert.match(await page.locator("#gen-progress .label").textContent(), /cancelled/);
+  console.log(`cancelled after step ${stepAtCancel} of 12`);
+
+  // 3. The clip itself (2 steps, as the CLI below).
+  await page.fill("#steps", String(CLIP.steps));
+  await page.click("#generate");
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.locator("#error").textContent());
+  await page.screenshot({ path: path.join(shots, "done.png"), fullPage: true });
+  const got = await page.evaluate(async () => {
+    const v = document.getElementById("player");
+    if (v.readyState < 2) await new Promise((r) => v.addEventListener("loadeddata", r, { once: true }));
+    const c = document.createElement("canvas");
+    c.width = v.videoWidth;
+    c.height = v.videoHeight;
+    const g = c.getContext("2d");
+    g.drawImage(v, 0, 0);
+    const px = g.getImageData(0, 0, c.width, c.height).data;
+    let min = 255, max = 0;
+    for (let i = 0; i < px.length; i += 4) {
+      min = Math.min(min, px[i]);
+      max = Math.max(max, px[i]);
+    }
+    const last = window.__framecast.last;
+    return {
+      width: v.videoWidth,
+      height: v.videoHeight,
+      duration: v.duration,
+      range: max - min,
+      pixels: Array.from(last.pixels),
+      frames: last.frames,
+      mime: last.mime,
+      f16: JSON.parse(document.body.dataset.f16 ?? "false"),
+      info: document.getElementById("download").textContent,
+    };
+  });
+  console.log(`video ${got.width}x${got.height}, ${got.duration.toFixed(3)} s, ${got.mime}; ${got.info.trim()}`);
+  assert.equal(got.width, CLIP.width);
+  assert.equal(got.height, CLIP.height);
+  assert.ok(Math.abs(got.duration - CLIP.frames / CLIP.fps) < 1.5 / CLIP.fps, `duration ${got.duration}`);
+  assert.ok(got.range > 10, "the video's pixels are not constant");
+  assert.match(got.info, /f32 on/, "SwiftShader has no shader-f16: the f32 path");
+
+  // The same clip from the CLI: raw frames within float rounding.
+  const framesOut = path.join(work, "cli.safetensors");
+  execFileSync(bin, ["generate", "--model", bundle, "--prompt", CLIP.prompt, "--seed", String(CLIP.seed), "--steps", String(CLIP.steps),
+    "--guidance", String(CLIP.guidance), "--width", String(CLIP.width), "--height", String(CLIP.height), "--frames", String(CLIP.frames),
+    "--fps", String(CLIP.fps), "--f32", "--out", path.join(work, "cli.gif"), "--frames-out", framesOut], { stdio: "inherit" });
+  const cli = readFrames(framesOut);
+  assert.equal(cli.length, got.pixels.length);
+  const db = psnr(cli, got.pixels);
+  console.log(`browser frames vs framecast generate: PSNR ${db.toFixed(1)} dB (bar 40)`);
+  assert.ok(db >= 40, `PSNR ${db.toFixed(1)} dB < 40`);
+
+  // 4. A second visit loads from the cache: no shard requests at all.
+  const before = proxy.stats.shards;
+  await page.reload();
+  assert.equal(await waitState(page, ["ready", "error"]), "ready");
+  await page.click("#generate");
+  assert.equal(await waitState(page, ["done", "error"]), "done");
+  assert.equal(proxy.stats.shards - before, 0, `shard requests on the second visit: ${proxy.stats.paths.slice(before)}`);
+  assert.match(await page.locator("#download .label").textContent(), /all from cache/);
+  await context.close();
+
+  // 5. A corrupted shard: a clear error, and nothing cached from it.
+  const bad = manifest.shards[1].file;
+  proxy.faults.corrupt = bad;
+  const c2 = await browser.newContext();
+  const p2 = await c2.newPage();
+  watch(p2);
+  await p2.goto(pageUrl(proxy.url));
+  assert.equal(await waitState(p2, ["ready", "error"]), "error");
+  const message = await p2.locator("#error").textContent();
+  console.log(`corrupted shard: ${message}`);
+  assert.match(message, /corrupt/);
+  assert.equal(await p2.locator("#error").getAttribute("data-kind"), "integrity");
+  const cached = await p2.evaluate(async () => (await (await caches.open("framecast-shards-v1")).keys()).map((r) => r.url));
+  assert.ok(!cached.some((u) => u.endsWith(bad)), `the corrupt shard was cached: ${cached}`);
+  proxy.faults.corrupt = null;
+  await c2.close();
+
+  // 6. An interrupted download resumes with a Range request.
+  proxy.faults.cutOnce = manifest.shards[0].file;
+  const ranges = proxy.stats.ranges;
+  const c3 = await browser.newContext();
+  const p3 = await c3.newPage();
+  watch(p3);
+  await p3.goto(pageUrl(proxy.url));
+  assert.equal(await waitState(p3, ["ready", "error"]), "ready", await p3.locator("#error").textContent());
+  assert.ok(proxy.stats.ranges > ranges, "the cut shard was resumed with a Range request");
+  await c3.close();
+});

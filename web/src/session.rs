@@ -1,0 +1,369 @@
+//! A loaded model in the browser: `Session.load` streams a bundle through a
+//! JS fetcher (the worker's network and cache code, `www/loader.js`), and
+//! `generate` runs the same pipeline as `framecast generate`.
+//!
+//! Errors cross as plain objects `{kind, message, ...}` so the page can act
+//! on them: `webgpu` (no adapter), `lost` (start again), `too-large` (with
+//! the largest size that fits), `invalid` (a bad option), `cancelled`,
+//! `bundle` (a corrupt or inconsistent model) and `gpu` (anything else).
+
+use std::rc::Rc;
+
+use framecast::bundle::{BundleError, BundleLoader, Manifest, ShardEntry, ShardSource};
+use framecast::gpu::DType;
+use framecast::models::Weights;
+use framecast::pipeline::size::{SizeRequest, parse_aspect, resolve};
+use framecast::pipeline::{Cancel, Event, GenerateOptions, LtxPipeline, PipelineError};
+use framecast::{AdapterChoice, Gpu, GpuError};
+use js_sys::{Float32Array, Function, Object, Promise, Reflect, Uint8Array};
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
+
+/// Shards through JS: `fetcher.manifest()` resolves to the manifest's bytes
+/// and `fetcher.shard(entry)` to a shard's (a Uint8Array each); the fetcher
+/// does the network, the cache and the resumption, and this side checks
+/// every shard's size and sha256 again before use (the loader does).
+struct JsSource {
+    fetcher: JsValue,
+    label: String,
+}
+
+impl JsSource {
+    async fn call(&self, method: &str, arg: Option<JsValue>) -> Result<Vec<u8>, BundleError> {
+        let err = |message: String| BundleError::Http {
+            url: self.label.clone(),
+            message,
+        };
+        let f: Function = Reflect::get(&self.fetcher, &JsValue::from_str(method))
+            .ok()
+            .and_then(|f| f.dyn_into().ok())
+            .ok_or_else(|| err(format!("the fetcher has no {method}()")))?;
+        let promise = match arg {
+            Some(a) => f.call1(&self.fetcher, &a),
+            None => f.call0(&self.fetcher),
+        }
+        .map_err(|e| err(describe(&e)))?;
+        let value = JsFuture::from(Promise::from(promise))
+            .await
+            .map_err(|e| err(describe(&e)))?;
+        Ok(Uint8Array::new(&value).to_vec())
+    }
+}
+
+impl ShardSource for JsSource {
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+
+    async fn manifest(&self) -> Result<Vec<u8>, BundleError> {
+        self.call("manifest", None).await
+    }
+
+    async fn shard(
+        &self,
+        shard: &ShardEntry,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Vec<u8>, BundleError> {
+        let entry = Object::new();
+        let set = |k: &str, v: JsValue| Reflect::set(&entry, &JsValue::from_str(k), &v);
+        let _ = set("file", JsValue::from_str(&shard.file));
+        let _ = set("bytes", JsValue::from_f64(shard.bytes as f64));
+        let _ = set("sha256", JsValue::from_str(&shard.sha256));
+        let bytes = self.call("shard", Some(entry.into())).await?;
+        progress(bytes.len() as u64);
+        Ok(bytes)
+    }
+}
+
+/// A JS exception's message.
+fn describe(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// `{kind, message}` plus extra fields.
+fn error_object(kind: &str, message: &str, extra: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    let _ = Reflect::set(&o, &"kind".into(), &kind.into());
+    let _ = Reflect::set(&o, &"message".into(), &message.into());
+    for (k, v) in extra {
+        let _ = Reflect::set(&o, &(*k).into(), v);
+    }
+    o.into()
+}
+
+fn gpu_error(e: &GpuError) -> JsValue {
+    let kind = match e {
+        GpuError::NoAdapter(_) | GpuError::Device(_) => "webgpu",
+        GpuError::Lost(_) => "lost",
+        GpuError::OutOfMemory { .. } | GpuError::TooLarge { .. } => "too-large",
+        _ => "gpu",
+    };
+    error_object(kind, &e.to_string(), &[])
+}
+
+fn bundle_error(e: &BundleError) -> JsValue {
+    match e {
+        BundleError::Gpu(g) => gpu_error(g),
+        BundleError::Http { .. } | BundleError::Io { .. } => {
+            error_object("network", &e.to_string(), &[])
+        }
+        _ => error_object("bundle", &e.to_string(), &[]),
+    }
+}
+
+fn pipeline_error(e: &PipelineError) -> JsValue {
+    match e {
+        PipelineError::Cancelled => error_object("cancelled", &e.to_string(), &[]),
+        PipelineError::TooLarge(_) => error_object("too-large", &e.to_string(), &[]),
+        PipelineError::InvalidSize { .. } | PipelineError::Option(_) => {
+            error_object("invalid", &e.to_string(), &[])
+        }
+        PipelineError::Gpu(g) => gpu_error(g),
+        _ => error_object("gpu", &e.to_string(), &[]),
+    }
+}
+
+/// The options `generate` takes: those of `framecast generate`.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct JsOptions {
+    prompt: String,
+    negative_prompt: Option<String>,
+    width: Option<usize>,
+    height: Option<usize>,
+    aspect: Option<String>,
+    resolution: Option<usize>,
+    frames: Option<usize>,
+    seconds: Option<f64>,
+    fps: Option<f64>,
+    steps: Option<usize>,
+    timesteps: Option<Vec<f32>>,
+    guidance: Option<f32>,
+    seed: Option<f64>,
+    max_sequence_length: Option<usize>,
+    decode_timestep: Option<f32>,
+    decode_noise_scale: Option<f32>,
+    preview: bool,
+}
+
+struct Inner {
+    gpu: Gpu,
+    pipe: LtxPipeline,
+    manifest: Manifest,
+    act: DType,
+    cancel: Cancel,
+}
+
+/// A model loaded on this page's GPU.
+#[wasm_bindgen]
+pub struct Session {
+    inner: Rc<Inner>,
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// Opens WebGPU and loads the bundle `label` (its URL, for messages)
+    /// through `fetcher`; `on_progress({component, done, total})` as tensors
+    /// arrive. `f32` forces f32 activations where the adapter has f16.
+    pub async fn load(
+        fetcher: JsValue,
+        label: String,
+        on_progress: Function,
+        f32: bool,
+    ) -> Result<Session, JsValue> {
+        let gpu = Gpu::new(&AdapterChoice::default())
+            .await
+            .map_err(|e| gpu_error(&e))?;
+        let source = JsSource { fetcher, label };
+        let mut loader = BundleLoader::open(source)
+            .await
+            .map_err(|e| bundle_error(&e))?;
+        let manifest = (**loader.manifest()).clone();
+        let tensors = loader
+            .load_all(&mut |p| {
+                let o = Object::new();
+                let _ = Reflect::set(&o, &"component".into(), &p.component.as_str().into());
+                let _ = Reflect::set(&o, &"done".into(), &(p.done as f64).into());
+                let _ = Reflect::set(&o, &"total".into(), &(p.total as f64).into());
+                let _ = on_progress.call1(&JsValue::NULL, &o);
+            })
+            .await
+            .map_err(|e| bundle_error(&e))?;
+        let weights = Weights::from_tensors(tensors);
+        let act = if gpu.caps.f16 && !f32 {
+            DType::F16
+        } else {
+            DType::F32
+        };
+        let pipe = LtxPipeline::load(&gpu, &manifest, &weights, act)
+            .map_err(|e| error_object("bundle", &e.to_string(), &[]))?;
+        Ok(Session {
+            inner: Rc::new(Inner {
+                gpu,
+                pipe,
+                manifest,
+                act,
+                cancel: Cancel::new(),
+            }),
+        })
+    }
+
+    /// What the page needs to offer choices: the model's native settings,
+    /// its size rules, and the adapter.
+    pub fn info(&self) -> Result<JsValue, JsValue> {
+        let i = &self.inner;
+        let value = serde_json::json!({
+            "defaults": i.manifest.defaults,
+            "spatialCompression": i.pipe.spatial_compression(),
+            "temporalCompression": i.pipe.temporal_compression(),
+            "weightBytes": i.pipe.weight_bytes(),
+            "adapter": i.gpu.describe(),
+            "f16": i.act == DType::F16,
+            "maxBufferBytes": i.gpu.limits.max_buffer_size,
+        });
+        js_sys::JSON::parse(&value.to_string())
+    }
+
+    /// Generates a clip. Resolves to `{width, height, frames, fps, seed,
+    /// pixels}` (`pixels`: f32 RGB [F, H, W, 3] in [0, 1]); rejects with an
+    /// error object. `on_event` gets `{type: "stage", stage}`, `{type:
+    /// "step", index, total, timestep}` and `{type: "stageDone", stage,
+    /// seconds}`, `{type: "size", width, height, frames, fps, snapped, seed}`
+    /// first, and with `preview: true` `{type: "preview", index, channels,
+    /// frames, height, width, latents}` after each step.
+    pub fn generate(&self, options: JsValue, on_event: Function) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let latents = Reflect::get(&options, &"latents".into())
+                .ok()
+                .and_then(|v| v.dyn_into::<Float32Array>().ok())
+                .map(|a| a.to_vec());
+            let json = js_sys::JSON::stringify(&options)
+                .map(String::from)
+                .unwrap_or_default();
+            let o: JsOptions = serde_json::from_str(&json)
+                .map_err(|e| error_object("invalid", &format!("options: {e}"), &[]))?;
+            if o.prompt.trim().is_empty() {
+                return Err(error_object("invalid", "the prompt is empty", &[]));
+            }
+            let aspect = o
+                .aspect
+                .as_deref()
+                .map(parse_aspect)
+                .transpose()
+                .map_err(|e| error_object("invalid", &e, &[]))?;
+            let request = SizeRequest {
+                width: o.width,
+                height: o.height,
+                aspect,
+                resolution: o.resolution,
+                frames: o.frames,
+                seconds: o.seconds,
+                fps: o.fps,
+            };
+            let (spatial, temporal) = (
+                inner.pipe.spatial_compression(),
+                inner.pipe.temporal_compression(),
+            );
+            let resolved = resolve(&request, &inner.manifest.defaults, spatial, temporal)
+                .map_err(|e| error_object("invalid", &e, &[]))?;
+            let size = resolved.size;
+            let d = &inner.manifest.defaults;
+            let seed = o
+                .seed
+                .map(|s| s.max(0.0) as u64)
+                .unwrap_or_else(|| (js_sys::Math::random() * 1_000_000_007.0) as u64);
+            let opts = GenerateOptions {
+                prompt: o.prompt.clone(),
+                negative_prompt: o.negative_prompt.clone(),
+                width: size.width,
+                height: size.height,
+                num_frames: size.frames,
+                frame_rate: resolved.fps,
+                num_inference_steps: o.steps.or(d.steps).unwrap_or(8),
+                timesteps: o.timesteps.clone(),
+                guidance_scale: o.guidance.or(d.guidance).unwrap_or(1.0),
+                guidance_rescale: 0.0,
+                seed,
+                max_sequence_length: o.max_sequence_length.unwrap_or(256),
+                latents,
+                decode_timestep: o.decode_timestep.unwrap_or(0.05),
+                decode_noise_scale: o.decode_noise_scale,
+                preview: o.preview,
+            };
+            let emit = |fields: &[(&str, JsValue)]| {
+                let e = Object::new();
+                for (k, v) in fields {
+                    let _ = Reflect::set(&e, &(*k).into(), v);
+                }
+                let _ = on_event.call1(&JsValue::NULL, &e);
+            };
+            emit(&[
+                ("type", "size".into()),
+                ("width", (size.width as f64).into()),
+                ("height", (size.height as f64).into()),
+                ("frames", (size.frames as f64).into()),
+                ("fps", resolved.fps.into()),
+                ("snapped", resolved.snapped().into()),
+                ("seed", (seed as f64).into()),
+            ]);
+            inner.cancel.reset();
+            let mut on = |e: Event| match e {
+                Event::StageStarted(s) => {
+                    emit(&[("type", "stage".into()), ("stage", s.name().into())])
+                }
+                Event::Step {
+                    index,
+                    total,
+                    timestep,
+                } => emit(&[
+                    ("type", "step".into()),
+                    ("index", (index as f64).into()),
+                    ("total", (total as f64).into()),
+                    ("timestep", (timestep as f64).into()),
+                ]),
+                Event::StageFinished { stage, seconds } => emit(&[
+                    ("type", "stageDone".into()),
+                    ("stage", stage.name().into()),
+                    ("seconds", seconds.into()),
+                ]),
+                Event::Preview {
+                    index,
+                    shape,
+                    latents,
+                } => emit(&[
+                    ("type", "preview".into()),
+                    ("index", (index as f64).into()),
+                    ("channels", (shape[0] as f64).into()),
+                    ("frames", (shape[1] as f64).into()),
+                    ("height", (shape[2] as f64).into()),
+                    ("width", (shape[3] as f64).into()),
+                    ("latents", Float32Array::from(latents.as_slice()).into()),
+                ]),
+            };
+            let video = inner
+                .pipe
+                .generate(&inner.gpu, &opts, &mut on, &inner.cancel)
+                .await
+                .map_err(|e| pipeline_error(&e))?;
+            let out = Object::new();
+            let set = |k: &str, v: JsValue| Reflect::set(&out, &k.into(), &v);
+            let _ = set("width", (video.width as f64).into());
+            let _ = set("height", (video.height as f64).into());
+            let _ = set("frames", (video.num_frames as f64).into());
+            let _ = set("fps", video.fps.into());
+            let _ = set("seed", (seed as f64).into());
+            let _ = set("pixels", Float32Array::from(video.frames.as_slice()).into());
+            Ok(out.into())
+        })
+    }
+
+    /// Stops the running generation before its next GPU submission.
+    pub fn cancel(&self) {
+        self.inner.cancel.cancel();
+    }
+}

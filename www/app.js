@@ -1,0 +1,279 @@
+// The demo site: capability check, model loading with progress, the prompt
+// and its options, progress with an ETA, a live preview, the result with a
+// download, and this visit's clips. The page's state is mirrored on
+// <body data-state> (starting, loading, ready, generating, done, error)
+// for people and for the end-to-end tests alike.
+import { Framecast, capabilities } from "./client.js";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const EXAMPLES = [
+  "a green triangle moves to the right",
+  "a red ball bounces on the floor",
+  "a small yellow square slides to the left",
+  "a big blue star rotates on a white background",
+  "a purple cross grows",
+];
+
+const state = { fc: null, loaded: null, running: null, clips: [], aspect: "1:1", model: null };
+const setState = (s) => (document.body.dataset.state = s);
+
+function showError(err) {
+  const box = $("error");
+  const advice = {
+    "too-large": "Try a smaller size or fewer seconds.",
+    lost: "The GPU was reset (driver update, sleep or a crash). Press Load to start again.",
+    network: "Check the connection and press Load again; finished shards are kept.",
+    integrity: "A downloaded file was damaged and was not kept. Press Load to fetch it again.",
+    webgpu: "This browser cannot run WebGPU here.",
+  }[err.kind];
+  box.textContent = `${err.message}${advice ? ` — ${advice}` : ""}`;
+  box.dataset.kind = err.kind ?? "error";
+  box.hidden = false;
+}
+
+const clearError = () => ($("error").hidden = true);
+
+function progress(el, fraction, text) {
+  el.hidden = false;
+  el.querySelector(".fill").style.width = `${Math.max(0, Math.min(1, fraction)) * 100}%`;
+  el.querySelector(".label").textContent = text;
+}
+
+const mb = (b) => `${(b / 1e6).toFixed(1)} MB`;
+const eta = (started, fraction) => {
+  if (fraction <= 0.02) return "";
+  const left = ((performance.now() - started) / fraction) * (1 - fraction) / 1000;
+  return left < 1 ? " · almost done" : ` · about ${Math.ceil(left)} s left`;
+};
+
+async function checkCapabilities() {
+  const caps = await capabilities();
+  const box = $("capability");
+  if (!caps.ok) {
+    box.innerHTML = `<strong>This browser cannot generate here.</strong> ${caps.message}`;
+    box.hidden = false;
+    setState("error");
+    return false;
+  }
+  const notes = [];
+  if (!caps.f16) notes.push("no shader-f16 on this adapter: framecast runs at f32 (slower, more memory)");
+  if (caps.software) notes.push("this is a software GPU: generation works but is slow");
+  if (caps.maxBuffer < 256 * 2 ** 20) notes.push(`the adapter allows only ${mb(caps.maxBuffer)} buffers: large sizes will be refused`);
+  if (notes.length) {
+    box.innerHTML = `<strong>Heads up.</strong> ${notes.join("; ")}.`;
+    box.hidden = false;
+  }
+  $("adapter").textContent = caps.name;
+  return true;
+}
+
+function modelUrl() {
+  if ($("model").value === "custom") return $("model-url").value.trim();
+  return $("model").value;
+}
+
+async function load() {
+  const url = modelUrl();
+  if (!url) return showError({ kind: "invalid", message: "enter a bundle URL" });
+  clearError();
+  setState("loading");
+  $("generate").disabled = true;
+  state.fc?.terminate();
+  state.fc = new Framecast();
+  const started = performance.now();
+  state.fc.onDownload = (p) => {
+    const f = p.bytesTotal ? p.bytesDone / p.bytesTotal : 0;
+    const where = p.fromCache ? "from this browser's cache" : "downloading";
+    progress(
+      $("download"),
+      f,
+      `${where}: ${mb(p.bytesDone)} of ${mb(p.bytesTotal)} · shard ${p.shardsDone}/${p.shardsTotal}${eta(started, f)}`,
+    );
+  };
+  state.fc.onWarning = (m) => showError({ kind: "storage", message: m });
+  try {
+    const loaded = await state.fc.load(url, { f32: params.get("f32") === "1" });
+    state.loaded = loaded;
+    state.model = url;
+    const d = loaded.download;
+    const how = d.fromNetwork === 0 ? "all from cache" : `${d.fromNetwork} shard(s) downloaded, ${d.fromCache} from cache`;
+    progress($("download"), 1, `loaded in ${loaded.seconds.toFixed(1)} s (${how}) · ${loaded.info.f16 ? "f16" : "f32"} on ${loaded.info.adapter}`);
+    applyDefaults(loaded.info.defaults ?? {});
+    $("generate").disabled = false;
+    setState("ready");
+  } catch (e) {
+    showError(e);
+    setState("error");
+  }
+}
+
+function applyDefaults(d) {
+  if (d.steps && !params.has("steps")) $("steps").value = d.steps;
+  if (d.guidance && !params.has("guidance")) $("guidance").value = d.guidance;
+  if (d.fps && !params.has("fps")) $("fps").value = d.fps;
+  if (d.width && d.height) $("resolution").value = Math.min(d.width, d.height);
+}
+
+function options() {
+  if (!$("seed-lock").checked) $("seed").value = Math.floor(Math.random() * 1e9);
+  const o = {
+    prompt: $("prompt").value.trim(),
+    aspect: state.aspect,
+    resolution: Number($("resolution").value),
+    seconds: Number($("seconds").value),
+    fps: Number($("fps").value),
+    steps: Number($("steps").value),
+    guidance: Number($("guidance").value),
+    seed: Number($("seed").value),
+    preview: $("live-preview").checked,
+  };
+  const neg = $("negative").value.trim();
+  if (neg) o.negativePrompt = neg;
+  for (const k of ["width", "height", "frames"]) if (params.has(k)) o[k] = Number(params.get(k));
+  if (params.has("frames")) delete o.seconds;
+  if (params.has("width")) delete o.aspect;
+  return o;
+}
+
+async function generate() {
+  clearError();
+  const opts = options();
+  if (!opts.prompt) return showError({ kind: "invalid", message: "type a prompt first" });
+  setState("generating");
+  $("generate").hidden = true;
+  $("cancel").hidden = false;
+  const abort = new AbortController();
+  state.running = abort;
+  const started = performance.now();
+  const bar = $("gen-progress");
+  let size = null;
+  // Weights of the stages in the progress bar: encoding and decoding are short.
+  const at = { "text encoding": 0, denoising: 0.05, decoding: 0.85, encoding: 0.95 };
+  progress(bar, 0, "starting…");
+  const canvas = $("preview");
+  try {
+    const result = await state.fc.generate(opts, {
+      signal: abort.signal,
+      onEvent: (e) => {
+        if (e.type === "size") {
+          size = e;
+          $("size-note").textContent = `${e.width}×${e.height}, ${e.frames} frames at ${e.fps} fps, seed ${e.seed}${e.snapped ? " (snapped to a size this model makes)" : ""}`;
+        } else if (e.type === "stage") {
+          const f = at[e.stage] ?? 0;
+          progress(bar, f, `${e.stage}…${eta(started, f)}`);
+        } else if (e.type === "step") {
+          const f = 0.05 + 0.8 * ((e.index + 1) / e.total);
+          progress(bar, f, `denoising: step ${e.index + 1} of ${e.total}${eta(started, f)}`);
+        }
+      },
+      onPreview: (p) => {
+        canvas.width = p.width;
+        canvas.height = p.height;
+        canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(p.rgba.buffer), p.width, p.height), 0, 0);
+        canvas.hidden = false;
+        $("placeholder").hidden = true;
+        $("player").hidden = true;
+        if (size) canvas.style.aspectRatio = `${size.width} / ${size.height}`;
+      },
+    });
+    const seconds = (performance.now() - started) / 1000;
+    progress(bar, 1, `done in ${seconds.toFixed(1)} s`);
+    show(result, opts, seconds);
+    setState("done");
+  } catch (e) {
+    if (e.kind === "cancelled") {
+      progress(bar, 0, "cancelled");
+      setState("ready");
+    } else {
+      showError(e);
+      setState(e.kind === "lost" ? "error" : "ready");
+    }
+  } finally {
+    state.running = null;
+    $("generate").hidden = false;
+    $("cancel").hidden = true;
+  }
+}
+
+function show(result, opts, seconds) {
+  const url = URL.createObjectURL(result.video);
+  const player = $("player");
+  player.src = url;
+  player.hidden = false;
+  player.style.aspectRatio = `${result.width} / ${result.height}`;
+  $("preview").hidden = true;
+  $("placeholder").hidden = true;
+  player.play().catch(() => {});
+  const name = `framecast-${opts.prompt.replace(/[^a-z0-9]+/gi, "-").slice(0, 40)}-${result.seed}.${result.ext}`;
+  const link = $("download-link");
+  link.href = url;
+  link.download = name;
+  $("result-info").textContent = `${result.width}×${result.height} · ${result.frames} frames · ${result.fps} fps · ${(result.video.size / 1024).toFixed(0)} KB ${result.mime} · ${seconds.toFixed(1)} s`;
+  $("result-bar").hidden = false;
+  const clip = { url, name, prompt: opts.prompt, result };
+  state.clips.unshift(clip);
+  window.__framecast = { last: result, clips: state.clips.length };
+  renderHistory();
+}
+
+function renderHistory() {
+  const strip = $("history");
+  strip.replaceChildren(
+    ...state.clips.map((c) => {
+      const item = document.createElement("button");
+      item.className = "thumb";
+      item.title = c.prompt;
+      const v = document.createElement("video");
+      v.src = c.url;
+      v.muted = true;
+      v.loop = true;
+      v.playsInline = true;
+      v.autoplay = true;
+      const label = document.createElement("span");
+      label.textContent = c.prompt;
+      item.append(v, label);
+      item.onclick = () => {
+        $("player").src = c.url;
+        $("download-link").href = c.url;
+        $("download-link").download = c.name;
+      };
+      return item;
+    }),
+  );
+  $("history-card").hidden = state.clips.length === 0;
+}
+
+function wire() {
+  for (const text of EXAMPLES) {
+    const chip = document.createElement("button");
+    chip.className = "chip";
+    chip.textContent = text;
+    chip.onclick = () => ($("prompt").value = text);
+    $("examples").append(chip);
+  }
+  for (const b of $("aspect").querySelectorAll("button")) {
+    b.onclick = () => {
+      for (const o of $("aspect").querySelectorAll("button")) o.classList.toggle("on", o === b);
+      state.aspect = b.dataset.aspect;
+    };
+  }
+  $("model").onchange = () => ($("model-url").hidden = $("model").value !== "custom");
+  $("load").onclick = load;
+  $("generate").onclick = generate;
+  $("cancel").onclick = () => state.running?.abort();
+  $("prompt").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.metaKey || e.ctrlKey) && !$("generate").disabled) generate();
+  });
+  if (params.has("model")) {
+    $("model").value = "custom";
+    $("model-url").value = params.get("model");
+    $("model-url").hidden = false;
+  }
+  if (params.has("prompt")) $("prompt").value = params.get("prompt");
+  if (params.has("seed")) $("seed").value = params.get("seed");
+  for (const k of ["steps", "guidance", "fps"]) if (params.has(k)) $(k).value = params.get(k);
+}
+
+wire();
+if (await checkCapabilities()) await load();
