@@ -65,6 +65,7 @@ async function checkCapabilities() {
     box.hidden = false;
   }
   $("adapter").textContent = caps.name;
+  state.adapter = caps.name;
   return true;
 }
 
@@ -98,7 +99,7 @@ async function load() {
     state.model = url;
     const d = loaded.download;
     const how = d.fromNetwork === 0 ? "all from cache" : `${d.fromNetwork} shard(s) downloaded, ${d.fromCache} from cache`;
-    progress($("download"), 1, `loaded in ${loaded.seconds.toFixed(1)} s (${how}) · ${loaded.info.f16 ? "f16" : "f32"} on ${loaded.info.adapter}`);
+    progress($("download"), 1, `loaded in ${loaded.seconds.toFixed(1)} s (${how}) · ${loaded.info.f16 ? "f16" : "f32"} on ${state.adapter ?? loaded.info.adapter}`);
     applyDefaults(loaded.info.defaults ?? {});
     $("generate").disabled = false;
     setState("ready");

@@ -137,6 +137,11 @@ fn main() -> Result<()> {
                 num_frames: d.frames.unwrap_or(25),
                 frame_rate: d.fps.unwrap_or(24.0),
                 num_inference_steps: steps,
+                timesteps: if args.steps.is_some() {
+                    None
+                } else {
+                    d.timesteps.clone()
+                },
                 guidance_scale: guidance,
                 seed,
                 ..GenerateOptions::default()

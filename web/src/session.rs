@@ -285,7 +285,11 @@ impl Session {
                 num_frames: size.frames,
                 frame_rate: resolved.fps,
                 num_inference_steps: o.steps.or(d.steps).unwrap_or(8),
-                timesteps: o.timesteps.clone(),
+                timesteps: match (&o.timesteps, o.steps) {
+                    (Some(t), _) => Some(t.clone()),
+                    (None, Some(_)) => None,
+                    (None, None) => d.timesteps.clone(),
+                },
                 guidance_scale: o.guidance.or(d.guidance).unwrap_or(1.0),
                 guidance_rescale: 0.0,
                 seed,

@@ -60,6 +60,10 @@ pub struct ModelDefaults {
     pub steps: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance: Option<f32>,
+    /// An explicit schedule (diffusers' 0-1000 scale), used when a caller
+    /// gives neither steps nor timesteps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timesteps: Option<Vec<f32>>,
     /// The sizes it was trained at, [width, height].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sizes: Vec<[usize; 2]>,

@@ -257,7 +257,11 @@ pub async fn run(args: GenerateArgs) -> Result<()> {
         num_frames: size.frames,
         frame_rate: fps,
         num_inference_steps: args.steps.or(native.steps).unwrap_or(8),
-        timesteps: args.timesteps.clone(),
+        timesteps: match (&args.timesteps, args.steps) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(_)) => None,
+            (None, None) => native.timesteps.clone(),
+        },
         guidance_scale: args.guidance.or(native.guidance).unwrap_or(1.0),
         guidance_rescale: 0.0,
         seed,
