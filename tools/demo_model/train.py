@@ -293,6 +293,10 @@ def train_transformer(args):
     text_encoder = T5EncoderModel(T5Config(**{**cfg.T5, "vocab_size": len(tok)}))
     transformer = LTXVideoTransformer3DModel(**cfg.TRANSFORMER)
     models = torch.nn.ModuleDict({"text_encoder": text_encoder, "transformer": transformer})
+    if args.continue_from:
+        # A second run from the first one's averaged weights, with a fresh
+        # optimiser and schedule (and another --seed, so other batches).
+        models.load_state_dict(torch.load(args.continue_from))
     ema = torch.optim.swa_utils.AveragedModel(models, multi_avg_fn=None, avg_fn=None, use_buffers=True)
     params = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
     opt = torch.optim.AdamW(models.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
@@ -363,6 +367,9 @@ def train_transformer(args):
             "params": params,
             "steps": args.steps,
             "batch": args.batch,
+            "lr": args.lr,
+            "seed": args.seed,
+            "continued_from": str(args.continue_from.name) if args.continue_from else None,
             "seconds": round(time.time() - start),
             "final_loss": float(np.mean(losses[-200:])),
             "torch_threads": torch.get_num_threads(),
@@ -470,6 +477,7 @@ def main():
     ap.add_argument("--minutes", type=float, default=0, help="transformer: a time budget that sets --steps")
     ap.add_argument("--stop-after", type=int, default=0, help="VAE: stop after this many steps of the --steps schedule")
     ap.add_argument("--resume", type=int, default=0, help="VAE: continue from W/vae, trained this many steps")
+    ap.add_argument("--continue-from", type=Path, help="transformer: start from these weights (a saved transformer_ema.pt)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--prompt", default="a green triangle moves to the right")
     ap.add_argument("--width", type=int, default=cfg.WIDTH)
