@@ -4,6 +4,7 @@
 // <body data-state> (starting, loading, ready, generating, done, error)
 // for people and for the end-to-end tests alike.
 import { Framecast, capabilities } from "./client.js";
+import { readSource } from "./source.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -15,7 +16,7 @@ const EXAMPLES = [
   "a purple cross grows",
 ];
 
-const state = { fc: null, loaded: null, running: null, clips: [], aspect: "1:1", model: null };
+const state = { fc: null, loaded: null, running: null, clips: [], aspect: "1:1", model: null, source: null };
 const setState = (s) => (document.body.dataset.state = s);
 
 function showError(err) {
@@ -131,6 +132,16 @@ function options() {
   };
   const neg = $("negative").value.trim();
   if (neg) o.negativePrompt = neg;
+  const src = state.source;
+  if (src?.kind === "image") {
+    o.image = { data: src.data, width: src.width, height: src.height };
+    o.imageStrength = Number($("source-strength").value);
+    o.fit = $("source-fit").value;
+  } else if (src?.kind === "video") {
+    o.video = { data: src.data, width: src.width, height: src.height, frames: src.frames };
+    o.denoiseStrength = Number($("source-strength").value);
+    o.fit = $("source-fit").value;
+  }
   for (const k of ["width", "height", "frames"]) if (params.has(k)) o[k] = Number(params.get(k));
   if (params.has("frames")) delete o.seconds;
   if (params.has("width")) delete o.aspect;
@@ -245,7 +256,51 @@ function renderHistory() {
   $("history-card").hidden = state.clips.length === 0;
 }
 
+async function chooseSource(file) {
+  clearError();
+  try {
+    const fps = Number($("fps").value);
+    const frames = Math.round(Number($("seconds").value) * fps) + 1;
+    const src = await readSource(file, Number($("resolution").value), fps, frames);
+    if (state.source?.url) URL.revokeObjectURL(state.source.url);
+    state.source = src;
+    $("source-thumb").src = src.kind === "image" ? src.url : "";
+    $("source-thumb").hidden = src.kind !== "image";
+    $("source-name").textContent = `${file.name} (${src.kind === "image" ? "first frame" : `${src.frames} frames, re-imagined`})`;
+    $("source-strength-label").textContent = src.kind === "image" ? "Hold" : "Change";
+    $("source-strength").value = src.kind === "image" ? 1 : 0.6;
+    $("source-strength-value").textContent = Number($("source-strength").value).toFixed(2);
+    $("source-chosen").hidden = false;
+    $("source-hint").hidden = true;
+  } catch (err) {
+    showError({ kind: "invalid", message: err.message ?? String(err) });
+  }
+}
+
+function clearSource() {
+  if (state.source?.url) URL.revokeObjectURL(state.source.url);
+  state.source = null;
+  $("source-chosen").hidden = true;
+  $("source-hint").hidden = false;
+  $("source-file").value = "";
+}
+
 function wire() {
+  $("source-pick").onclick = () => $("source-file").click();
+  $("source-file").onchange = () => $("source-file").files[0] && chooseSource($("source-file").files[0]);
+  $("source-clear").onclick = clearSource;
+  $("source-strength").oninput = () => ($("source-strength-value").textContent = Number($("source-strength").value).toFixed(2));
+  const zone = $("source-zone");
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    if (e.dataTransfer.files[0]) chooseSource(e.dataTransfer.files[0]);
+  });
   for (const text of EXAMPLES) {
     const chip = document.createElement("button");
     chip.className = "chip";

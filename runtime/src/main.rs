@@ -22,6 +22,8 @@ enum Command {
     Doctor,
     /// Generate a clip from a prompt and write it as MP4 (H.264), GIF or PNG frames.
     Generate(Box<cli::generate::GenerateArgs>),
+    /// Generate a sequence of shots from a storyboard file (JSON) and join them into one video.
+    Storyboard(cli::storyboard::StoryboardArgs),
     /// Serve the demo site and model bundles over HTTP, with Range requests,
     /// caching of content-addressed shards and CORS.
     Serve {
@@ -46,6 +48,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Doctor => pollster::block_on(doctor()),
         Command::Generate(args) => pollster::block_on(cli::generate::run(*args)),
+        Command::Storyboard(args) => pollster::block_on(cli::storyboard::run(args)),
         Command::Serve {
             www,
             bundles,

@@ -8,7 +8,7 @@
 //   FRAMECAST_SCREENSHOTS where screenshots go (default target/browser-screenshots)
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -217,6 +217,41 @@ test("the demo site generates, caches, recovers and cancels in a real browser", 
   const db = psnr(cli, got.pixels);
   console.log(`browser frames vs framecast generate: PSNR ${db.toFixed(1)} dB (bar 40)`);
   assert.ok(db >= 40, `PSNR ${db.toFixed(1)} dB < 40`);
+
+  // 3b. Image-to-video: a picture dropped in as the first frame gives the
+  // CLI's frames for the same picture.
+  const picture = path.join(work, "picture.png");
+  const png = await page.evaluate(async ([w, h]) => {
+    const c = new OffscreenCanvas(w, h);
+    const g = c.getContext("2d");
+    const grad = g.createLinearGradient(0, 0, w, h);
+    grad.addColorStop(0, "#203050");
+    grad.addColorStop(1, "#a0c0e0");
+    g.fillStyle = grad;
+    g.fillRect(0, 0, w, h);
+    g.fillStyle = "#e02020";
+    g.beginPath();
+    g.arc(w * 0.3, h * 0.4, h * 0.2, 0, 2 * Math.PI);
+    g.fill();
+    return Array.from(new Uint8Array(await (await c.convertToBlob({ type: "image/png" })).arrayBuffer()));
+  }, [CLIP.width, CLIP.height]);
+  writeFileSync(picture, Buffer.from(png));
+  await page.setInputFiles("#source-file", picture);
+  await page.waitForSelector("#source-chosen:not([hidden])");
+  await page.click("#generate");
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.locator("#error").textContent());
+  const i2v = await page.evaluate(() => Array.from(window.__framecast.last.pixels));
+  const i2vOut = path.join(work, "cli-i2v.safetensors");
+  execFileSync(bin, ["generate", "--model", bundle, "--prompt", CLIP.prompt, "--seed", String(CLIP.seed), "--steps", String(CLIP.steps),
+    "--guidance", String(CLIP.guidance), "--width", String(CLIP.width), "--height", String(CLIP.height), "--frames", String(CLIP.frames),
+    "--fps", String(CLIP.fps), "--f32", "--image", picture, "--out", path.join(work, "cli-i2v.gif"), "--frames-out", i2vOut], { stdio: "inherit" });
+  const cliI2v = readFrames(i2vOut);
+  const dbI2v = psnr(cliI2v, i2v);
+  console.log(`image-to-video, browser vs framecast generate --image: PSNR ${dbI2v.toFixed(1)} dB (bar 40); vs the text-only clip ${psnr(cliI2v, got.pixels).toFixed(1)} dB`);
+  assert.ok(dbI2v >= 40, `image-to-video PSNR ${dbI2v.toFixed(1)} dB < 40`);
+  assert.ok(psnr(cliI2v, got.pixels) < 40, "the picture changed nothing");
+  await page.screenshot({ path: path.join(shots, "image-to-video.png"), fullPage: true });
+  await page.click("#source-clear");
 
   // 4. A second visit loads from the cache: no shard requests at all.
   const before = proxy.stats.shards;

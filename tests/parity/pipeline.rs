@@ -29,6 +29,7 @@ fn options(fx: &Fixture) -> GenerateOptions {
         decode_timestep: num("decode_timestep") as f32,
         decode_noise_scale: Some(num("decode_noise_scale") as f32),
         preview: false,
+        ..GenerateOptions::default()
     }
 }
 

@@ -104,21 +104,26 @@ impl Fixture {
 
 pub type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
 
-/// Every tensor of an all-f32 safetensors file.
+/// Every tensor of a fixture file as f32 values: f32 as stored, f16
+/// (frames kept small) and u8 (pixels) converted.
 pub fn read_f32_tensors(path: &Path) -> Result<Tensors> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
-        anyhow::ensure!(
-            view.dtype() == safetensors::Dtype::F32,
-            "{name}: fixtures are f32"
-        );
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let data = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            safetensors::Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            safetensors::Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            safetensors::Dtype::U8 => data.iter().map(|&v| v as f32).collect(),
+            other => anyhow::bail!("{name}: fixtures are f32, f16 or u8, not {other:?}"),
+        };
         tensors.insert(name.to_string(), (view.shape().to_vec(), values));
     }
     Ok(tensors)

@@ -13,7 +13,9 @@ use framecast::bundle::{BundleError, BundleLoader, Manifest, ShardEntry, ShardSo
 use framecast::gpu::DType;
 use framecast::models::Weights;
 use framecast::pipeline::size::{SizeRequest, parse_aspect, resolve};
-use framecast::pipeline::{Cancel, Event, GenerateOptions, LtxPipeline, PipelineError};
+use framecast::pipeline::{
+    Cancel, Condition, Event, Fit, Frames, GenerateOptions, LtxPipeline, PipelineError, VideoInput,
+};
 use framecast::{AdapterChoice, Gpu, GpuError};
 use js_sys::{Float32Array, Function, Object, Promise, Reflect, Uint8Array};
 use serde::Deserialize;
@@ -148,6 +150,50 @@ struct JsOptions {
     decode_timestep: Option<f32>,
     decode_noise_scale: Option<f32>,
     preview: bool,
+    /// With `image`: how closely frame 0 holds to it (1 pins it).
+    image_strength: Option<f32>,
+    /// With `video`: how much of the clip is re-imagined.
+    denoise_strength: Option<f64>,
+    /// "crop" (default) or "pad", for pictures of another aspect.
+    fit: Option<String>,
+    image_cond_noise_scale: Option<f32>,
+}
+
+/// Pixels the page passes: `{data, width, height, frames?}` with `data`
+/// RGBA8 (an ImageData's, frames one after another).
+fn js_frames(options: &JsValue, key: &str) -> Result<Option<Frames>, JsValue> {
+    let Ok(v) = Reflect::get(options, &key.into()) else {
+        return Ok(None);
+    };
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    let bad = |m: &str| error_object("invalid", &format!("{key}: {m}"), &[]);
+    let num = |k: &str| {
+        Reflect::get(&v, &k.into())
+            .ok()
+            .and_then(|n| n.as_f64())
+            .map(|n| n as usize)
+    };
+    let (w, h) = num("width")
+        .zip(num("height"))
+        .ok_or_else(|| bad("needs width and height"))?;
+    let frames = num("frames").unwrap_or(1);
+    let data = Reflect::get(&v, &"data".into()).map_err(|_| bad("needs data"))?;
+    let rgba = Uint8Array::new(&data).to_vec();
+    if rgba.len() != w * h * 4 * frames {
+        return Err(bad(&format!(
+            "{} bytes are not {frames} RGBA frames of {w}x{h}",
+            rgba.len()
+        )));
+    }
+    let rgb: Vec<u8> = rgba
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    Frames::from_rgb8(&rgb, frames, h, w)
+        .map(Some)
+        .map_err(|e| bad(&e.to_string()))
 }
 
 struct Inner {
@@ -242,7 +288,14 @@ impl Session {
                 .ok()
                 .and_then(|v| v.dyn_into::<Float32Array>().ok())
                 .map(|a| a.to_vec());
-            let json = js_sys::JSON::stringify(&options)
+            let image = js_frames(&options, "image")?;
+            let clip = js_frames(&options, "video")?;
+            // The rest as JSON, without the pixel arrays.
+            let plain = Object::assign(&Object::new(), &options.clone().into());
+            for key in ["image", "video", "latents"] {
+                let _ = Reflect::delete_property(&plain, &key.into());
+            }
+            let json = js_sys::JSON::stringify(&plain)
                 .map(String::from)
                 .unwrap_or_default();
             let o: JsOptions = serde_json::from_str(&json)
@@ -256,7 +309,7 @@ impl Session {
                 .map(parse_aspect)
                 .transpose()
                 .map_err(|e| error_object("invalid", &e, &[]))?;
-            let request = SizeRequest {
+            let mut request = SizeRequest {
                 width: o.width,
                 height: o.height,
                 aspect,
@@ -265,13 +318,46 @@ impl Session {
                 seconds: o.seconds,
                 fps: o.fps,
             };
+            // A clip to re-generate sets the aspect and length unless given.
+            if let Some(c) = &clip {
+                if request.width.is_none() && request.aspect.is_none() {
+                    request.aspect = Some((c.width, c.height));
+                }
+                if request.frames.is_none() && request.seconds.is_none() {
+                    request.frames = Some(c.frames);
+                }
+            }
+            let fit = o
+                .fit
+                .as_deref()
+                .map(Fit::parse)
+                .transpose()
+                .map_err(|e| error_object("invalid", &e, &[]))?
+                .unwrap_or_default();
             let (spatial, temporal) = (
                 inner.pipe.spatial_compression(),
                 inner.pipe.temporal_compression(),
             );
-            let resolved = resolve(&request, &inner.manifest.defaults, spatial, temporal)
+            let mut resolved = resolve(&request, &inner.manifest.defaults, spatial, temporal)
                 .map_err(|e| error_object("invalid", &e, &[]))?;
+            if let Some(c) = &clip {
+                while resolved.size.frames > c.frames && resolved.size.frames > temporal {
+                    resolved.size.frames -= temporal;
+                }
+            }
             let size = resolved.size;
+            let conditions: Vec<Condition> = image
+                .map(|f| Condition {
+                    frames: f.fit(size.width, size.height, fit),
+                    frame_index: 0,
+                    strength: o.image_strength.unwrap_or(1.0),
+                })
+                .into_iter()
+                .collect();
+            let video_input = clip.map(|c| VideoInput {
+                frames: c.fit(size.width, size.height, fit),
+                denoise_strength: o.denoise_strength.unwrap_or(0.6),
+            });
             let d = &inner.manifest.defaults;
             let seed = o
                 .seed
@@ -298,6 +384,9 @@ impl Session {
                 decode_timestep: o.decode_timestep.unwrap_or(0.05),
                 decode_noise_scale: o.decode_noise_scale,
                 preview: o.preview,
+                conditions,
+                video: video_input,
+                image_cond_noise_scale: o.image_cond_noise_scale.unwrap_or(0.15),
             };
             let emit = |fields: &[(&str, JsValue)]| {
                 let e = Object::new();

@@ -10,7 +10,10 @@ use framecast::bundle::{BundleLoader, Manifest, ShardSource};
 use framecast::gpu::DType;
 use framecast::models::Weights;
 use framecast::pipeline::size::{SizeRequest, parse_aspect, resolve};
-use framecast::pipeline::{Cancel, Event, GenerateOptions, LtxPipeline, Video};
+use framecast::pipeline::{
+    Cancel, Condition, Event, Fit, Frames, GenerateOptions, LtxPipeline, Video, VideoInput,
+};
+use framecast::video::input::{read_clip, read_picture};
 use framecast::{AdapterChoice, Gpu};
 
 #[derive(Args, Debug)]
@@ -75,6 +78,47 @@ pub struct GenerateArgs {
     /// f32 activations even where the adapter has shader-f16
     #[arg(long)]
     f32: bool,
+    /// A picture (PNG or JPEG) as the first frame: image-to-video
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// How closely the first frame holds to --image (1 pins it)
+    #[arg(long, default_value_t = 1.0)]
+    image_strength: f32,
+    /// A picture pinned at a later frame, FRAME:FILE (repeatable), e.g. 24:last.png
+    #[arg(long, value_parser = parse_keyframe)]
+    keyframe: Vec<(usize, PathBuf)>,
+    /// Pictures of another aspect: crop (cover the frame, centred) or pad
+    #[arg(long, default_value = "crop", value_parser = Fit::parse)]
+    fit: Fit,
+    /// Video-to-video: re-generate this clip (.mp4, .gif or a folder of
+    /// frames), keeping its aspect and length unless a size is given
+    #[arg(long)]
+    video: Option<PathBuf>,
+    /// How much of --video is re-imagined: near 0 keeps it, 1 ignores it
+    #[arg(long, default_value_t = 0.6)]
+    denoise_strength: f64,
+    /// Continue this clip: its last frames start the new one, and --out
+    /// holds the clip followed by the continuation
+    #[arg(long)]
+    extend: Option<PathBuf>,
+    /// Frames of --extend carried over (k x the temporal compression + 1)
+    /// [default: the temporal compression + 1]
+    #[arg(long)]
+    extend_frames: Option<usize>,
+    /// Noise on pinned frames each step, times (t/1000)^2; helps motion
+    #[arg(long, default_value_t = 0.15)]
+    image_cond_noise_scale: f32,
+}
+
+fn parse_keyframe(s: &str) -> Result<(usize, PathBuf), String> {
+    let (frame, file) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected FRAME:FILE such as 24:last.png"))?;
+    let frame = frame
+        .trim()
+        .parse::<usize>()
+        .map_err(|e| format!("{s:?}: the frame: {e}"))?;
+    Ok((frame, PathBuf::from(file)))
 }
 
 /// One line of progress on stderr, redrawn in place.
@@ -178,7 +222,7 @@ fn write_frames(video: &Video, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_clip(video: &Video, path: &Path) -> Result<()> {
+pub(crate) fn write_clip(video: &Video, path: &Path) -> Result<()> {
     let clip = video.to_clip();
     let ext = path
         .extension()
@@ -197,9 +241,15 @@ fn write_clip(video: &Video, path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub async fn run(args: GenerateArgs) -> Result<()> {
-    let model = match &args.model {
-        Some(m) => m.clone(),
+/// The bundle (a folder or an https URL, whose shards are cached under
+/// ~/.cache/framecast; the demo model when none is given) on this machine's
+/// adapter.
+pub(crate) async fn open_model(
+    model: Option<&str>,
+    force_f32: bool,
+) -> Result<(Gpu, Manifest, LtxPipeline)> {
+    let model = match model {
+        Some(m) => m.to_string(),
         None => default_model()?,
     };
     let (manifest, weights) = if model.starts_with("http://") || model.starts_with("https://") {
@@ -213,74 +263,20 @@ pub async fn run(args: GenerateArgs) -> Result<()> {
         load(framecast::bundle::FsSource::new(&model)).await?
     };
     let gpu = Gpu::new(&AdapterChoice::from_env()).await?;
-    let act = if gpu.caps.f16 && !args.f32 {
+    let act = if gpu.caps.f16 && !force_f32 {
         DType::F16
     } else {
         DType::F32
     };
     eprintln!("adapter: {} ({act:?} activations)", gpu.describe());
     let pipe = LtxPipeline::load(&gpu, &manifest, &weights, act)?;
-    drop(weights);
-    let (spatial, temporal) = (pipe.spatial_compression(), pipe.temporal_compression());
+    Ok((gpu, manifest, pipe))
+}
 
-    let native = &manifest.defaults;
-    let request = SizeRequest {
-        width: args.width,
-        height: args.height,
-        aspect: args.aspect,
-        resolution: args.resolution,
-        frames: args.frames,
-        seconds: args.seconds,
-        fps: args.fps,
-    };
-    let resolved = resolve(&request, native, spatial, temporal).map_err(anyhow::Error::msg)?;
-    let (size, fps) = (resolved.size, resolved.fps);
-    if resolved.snapped() {
-        let asked = resolved.asked;
-        eprintln!(
-            "size: {}x{} with {} frames is not valid for this model; using {}x{} with {} frames",
-            asked.width, asked.height, asked.frames, size.width, size.height, size.frames
-        );
-    }
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-            % 1_000_000_007
-    });
-    let opts = GenerateOptions {
-        prompt: args.prompt.clone(),
-        negative_prompt: args.negative_prompt.clone(),
-        width: size.width,
-        height: size.height,
-        num_frames: size.frames,
-        frame_rate: fps,
-        num_inference_steps: args.steps.or(native.steps).unwrap_or(8),
-        timesteps: match (&args.timesteps, args.steps) {
-            (Some(t), _) => Some(t.clone()),
-            (None, Some(_)) => None,
-            (None, None) => native.timesteps.clone(),
-        },
-        guidance_scale: args.guidance.or(native.guidance).unwrap_or(1.0),
-        guidance_rescale: 0.0,
-        seed,
-        max_sequence_length: args.max_sequence_length,
-        latents: args.latents.as_deref().map(read_latents).transpose()?,
-        decode_timestep: args.decode_timestep,
-        decode_noise_scale: args.decode_noise_scale,
-        preview: false,
-    };
-    eprintln!(
-        "generating {}x{}, {} frames at {} fps ({:.2} s), seed {seed}",
-        size.width,
-        size.height,
-        size.frames,
-        fps,
-        size.frames as f64 / fps
-    );
+/// Progress bars on stderr for a run's events.
+pub(crate) fn progress() -> impl FnMut(Event) {
     let mut bar: Option<Bar> = None;
-    let mut on_event = |e: Event| match e {
+    move |e: Event| match e {
         Event::StageStarted(stage) => {
             let b = Bar::new(stage.name());
             b.show(0.0, 1.0, "");
@@ -306,10 +302,149 @@ pub async fn run(args: GenerateArgs) -> Result<()> {
             }
         }
         Event::Preview { .. } => {}
+    }
+}
+
+pub async fn run(args: GenerateArgs) -> Result<()> {
+    let (gpu, manifest, pipe) = open_model(args.model.as_deref(), args.f32).await?;
+    let (spatial, temporal) = (pipe.spatial_compression(), pipe.temporal_compression());
+
+    let native = &manifest.defaults;
+    // A clip to re-generate or continue sets the aspect, length and rate
+    // unless they are given.
+    let source = match (&args.video, &args.extend) {
+        (Some(_), Some(_)) => bail!("give --video or --extend, not both"),
+        (Some(p), None) | (None, Some(p)) => Some(read_clip(p)?),
+        (None, None) => None,
     };
-    let video = pipe
+    let mut request = SizeRequest {
+        width: args.width,
+        height: args.height,
+        aspect: args.aspect,
+        resolution: args.resolution,
+        frames: args.frames,
+        seconds: args.seconds,
+        fps: args.fps,
+    };
+    if let Some((clip, clip_fps)) = &source {
+        if request.width.is_none() && request.height.is_none() && request.aspect.is_none() {
+            request.aspect = Some((clip.width, clip.height));
+        }
+        if args.video.is_some() && request.frames.is_none() && request.seconds.is_none() {
+            request.frames = Some(clip.frames);
+        }
+        request.fps = request.fps.or(*clip_fps);
+    }
+    let mut resolved = resolve(&request, native, spatial, temporal).map_err(anyhow::Error::msg)?;
+    if let (Some((clip, _)), Some(_)) = (&source, &args.video) {
+        // Video-to-video makes no more frames than the clip has.
+        while resolved.size.frames > clip.frames && resolved.size.frames > temporal {
+            resolved.size.frames -= temporal;
+        }
+    }
+    let (size, fps) = (resolved.size, resolved.fps);
+    if resolved.snapped() {
+        let asked = resolved.asked;
+        eprintln!(
+            "size: {}x{} with {} frames is not valid for this model; using {}x{} with {} frames",
+            asked.width, asked.height, asked.frames, size.width, size.height, size.frames
+        );
+    }
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            % 1_000_000_007
+    });
+    let fit = |f: &Frames| f.fit(size.width, size.height, args.fit);
+    let mut conditions = Vec::new();
+    if let Some(path) = &args.image {
+        conditions.push(Condition {
+            frames: fit(&read_picture(path)?),
+            frame_index: 0,
+            strength: args.image_strength,
+        });
+    }
+    let mut carried = 0;
+    let mut video = None;
+    if let Some((clip, _)) = &source {
+        let clip = fit(clip);
+        if args.extend.is_some() {
+            let want = args.extend_frames.unwrap_or(temporal + 1).min(clip.frames);
+            carried = (want.max(1) - 1) / temporal * temporal + 1;
+            let last = Frames::new(
+                clip.data[(clip.frames - carried) * size.width * size.height * 3..].to_vec(),
+                carried,
+                size.height,
+                size.width,
+            )?;
+            conditions.push(Condition {
+                frames: last,
+                frame_index: 0,
+                strength: 1.0,
+            });
+            eprintln!("extending: the last {carried} frames of the clip start the new one");
+        } else {
+            video = Some(VideoInput {
+                frames: clip,
+                denoise_strength: args.denoise_strength,
+            });
+        }
+    }
+    for (frame, path) in &args.keyframe {
+        conditions.push(Condition {
+            frames: fit(&read_picture(path)?),
+            frame_index: *frame,
+            strength: 1.0,
+        });
+    }
+    let opts = GenerateOptions {
+        prompt: args.prompt.clone(),
+        negative_prompt: args.negative_prompt.clone(),
+        width: size.width,
+        height: size.height,
+        num_frames: size.frames,
+        frame_rate: fps,
+        num_inference_steps: args.steps.or(native.steps).unwrap_or(8),
+        timesteps: match (&args.timesteps, args.steps) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(_)) => None,
+            (None, None) => native.timesteps.clone(),
+        },
+        guidance_scale: args.guidance.or(native.guidance).unwrap_or(1.0),
+        guidance_rescale: 0.0,
+        seed,
+        max_sequence_length: args.max_sequence_length,
+        latents: args.latents.as_deref().map(read_latents).transpose()?,
+        decode_timestep: args.decode_timestep,
+        decode_noise_scale: args.decode_noise_scale,
+        preview: false,
+        conditions,
+        video,
+        image_cond_noise_scale: args.image_cond_noise_scale,
+    };
+    eprintln!(
+        "generating {}x{}, {} frames at {} fps ({:.2} s), seed {seed}",
+        size.width,
+        size.height,
+        size.frames,
+        fps,
+        size.frames as f64 / fps
+    );
+    let mut on_event = progress();
+    let mut video = pipe
         .generate(&gpu, &opts, &mut on_event, &Cancel::new())
         .await?;
+    if let (Some((clip, _)), true) = (&source, args.extend.is_some()) {
+        // The clip, then what follows its carried frames.
+        let clip = fit(clip);
+        let frame = size.width * size.height * 3;
+        let mut frames = clip.data;
+        frames.extend_from_slice(&video.frames[carried * frame..]);
+        video.num_frames = clip.frames + video.num_frames - carried;
+        video.frames = frames;
+    }
     write_clip(&video, &args.out)?;
     eprintln!(
         "wrote {} ({}x{}, {} frames, {} fps); peak GPU memory {} MiB",

@@ -1,6 +1,7 @@
 //! Subcommands of the native binary that are more than a few lines.
 
 pub mod generate;
+pub mod storyboard;
 
 /// The embedded demo model's bundle: `models/demo` beside the binary, else
 /// in this source tree.

@@ -131,6 +131,42 @@ impl Gpu {
         }
     }
 
+    /// Overwrites `values.len()` elements of a float tensor from element
+    /// `offset` on, converting f32 to its dtype. Queued: it lands before the
+    /// next submission. Both ends must fall on 4-byte boundaries.
+    pub fn write_at(&self, tensor: &Tensor, offset: usize, values: &[f32]) -> Result<(), GpuError> {
+        let n: usize = tensor.shape.iter().product();
+        let size = tensor.dtype.size();
+        if offset + values.len() > n
+            || !(offset * size).is_multiple_of(4)
+            || !(values.len() * size).is_multiple_of(4)
+        {
+            return Err(GpuError::shape(
+                "write",
+                format!(
+                    "{} values at {offset} into {:?}{:?} (whole words inside the tensor)",
+                    values.len(),
+                    tensor.dtype,
+                    tensor.shape
+                ),
+            ));
+        }
+        let at = (offset * size) as u64;
+        match tensor.dtype {
+            DType::F32 => {
+                self.queue
+                    .write_buffer(tensor.buffer(), at, bytemuck::cast_slice(values))
+            }
+            DType::F16 => {
+                let h: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
+                self.queue
+                    .write_buffer(tensor.buffer(), at, bytemuck::cast_slice(&h))
+            }
+            DType::U32 => return Err(GpuError::shape("write", "f32 values into a U32 tensor")),
+        }
+        Ok(())
+    }
+
     pub fn upload_u32(&self, values: &[u32], shape: &[usize]) -> Result<Tensor, GpuError> {
         self.upload_bytes(bytemuck::cast_slice(values), shape, DType::U32)
     }

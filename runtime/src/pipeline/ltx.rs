@@ -1,7 +1,7 @@
-//! LTX-Video text-to-video, as diffusers' `LTXConditionPipeline` runs it
-//! with no conditioning images: T5 prompt states (negative and positive
-//! stacked for CFG), flow-matching denoising of packed latent tokens with
-//! one GPU submission per step, then the VAE decode.
+//! LTX-Video as diffusers' `LTXConditionPipeline` runs it: T5 prompt states
+//! (negative and positive stacked for CFG), conditioning pictures and clips
+//! encoded by the VAE (see `condition`), flow-matching denoising of packed
+//! latent tokens with one GPU submission per step, then the VAE decode.
 
 use web_time::Instant;
 
@@ -10,12 +10,15 @@ use crate::gpu::{DType, Gpu};
 use crate::kernels::sampler::{self, Euler, ModelOutput, Operand, Rescale};
 use crate::models::ltx::text_encoder::T5Encoder;
 use crate::models::ltx::transformer::{self, Forward, LtxTransformer};
-use crate::models::ltx::vae::{LatentStats, VaeDecoder};
+use crate::models::ltx::vae::{LatentStats, VaeDecoder, VaeEncoder};
 use crate::models::ltx::{T5Config, TransformerConfig, VaeConfig};
 use crate::models::tokenizer::PromptTokenizer;
 use crate::models::{ModelError, Weights};
 use crate::sched::{FlowMatchConfig, Schedule, linear_quadratic_schedule};
 
+use super::condition::{
+    self, Condition, EncodedCondition, Frames, HARD_NOISE_STREAM, Layout, VideoInput,
+};
 use super::latents::{self, DECODE_NOISE_STREAM, NOISE_STREAM};
 use super::memory::MemoryEstimate;
 use super::size::VideoSize;
@@ -47,6 +50,14 @@ pub struct GenerateOptions {
     /// Read the latents back after every step for [`Event::Preview`] (one
     /// readback per step: for live previews, off for timing).
     pub preview: bool,
+    /// Pictures or clips pinned at frames of the video (image-to-video,
+    /// keyframes, extension), at the video's width and height.
+    pub conditions: Vec<Condition>,
+    /// Video-to-video: start from this clip's latents instead of noise.
+    pub video: Option<VideoInput>,
+    /// Noise on hard-conditioned tokens each step, times `(t / 1000)^2`
+    /// (diffusers' `image_cond_noise_scale`).
+    pub image_cond_noise_scale: f32,
 }
 
 impl Default for GenerateOptions {
@@ -68,6 +79,9 @@ impl Default for GenerateOptions {
             decode_timestep: 0.0,
             decode_noise_scale: None,
             preview: false,
+            conditions: Vec::new(),
+            video: None,
+            image_cond_noise_scale: 0.15,
         }
     }
 }
@@ -93,6 +107,8 @@ pub struct LtxPipeline {
     text_encoder: T5Encoder,
     transformer: LtxTransformer,
     vae: VaeDecoder,
+    /// Absent from bundles converted without it: text-to-video only.
+    encoder: Option<VaeEncoder>,
     stats: LatentStats,
 }
 
@@ -141,6 +157,16 @@ impl LtxPipeline {
         let transformer =
             LtxTransformer::load(gpu, weights.root("transformer"), &transformer_config, act)?;
         let vae = VaeDecoder::load(gpu, weights.root("vae"), &vae_config, act)?;
+        let encoder = if weights.root("vae").has("encoder.conv_in.conv.weight") {
+            Some(VaeEncoder::load(
+                gpu,
+                weights.root("vae"),
+                &vae_config,
+                act,
+            )?)
+        } else {
+            None
+        };
         let stats = LatentStats::load(&weights.root("vae"), &vae_config)?;
         Ok(LtxPipeline {
             text_config,
@@ -152,6 +178,7 @@ impl LtxPipeline {
             text_encoder,
             transformer,
             vae,
+            encoder,
             stats,
         })
     }
@@ -166,16 +193,34 @@ impl LtxPipeline {
 
     /// GPU bytes the loaded weights hold.
     pub fn weight_bytes(&self) -> u64 {
-        self.text_encoder.bytes() + self.transformer.bytes() + self.vae.bytes()
+        self.text_encoder.bytes()
+            + self.transformer.bytes()
+            + self.vae.bytes()
+            + self.encoder.as_ref().map_or(0, |e| e.bytes())
     }
 
     /// What a run of `opts` needs, for the check before any work.
     pub fn estimate(&self, opts: &GenerateOptions) -> MemoryEstimate {
+        // Conditions after frame 0 add tokens: count them as frames.
+        let temporal = self.temporal_compression();
+        let extra: usize = opts
+            .conditions
+            .iter()
+            .filter(|c| c.frame_index > 0)
+            .map(|c| {
+                c.frames
+                    .frames
+                    .div_ceil(temporal)
+                    .min(condition::PREFIX_LATENT_FRAMES)
+            })
+            .sum();
+        let mut size = opts.size();
+        size.frames += extra * temporal;
         MemoryEstimate::ltx(
             &self.text_config,
             &self.transformer_config,
             &self.vae_config,
-            opts.size(),
+            size,
             opts.max_sequence_length,
             if opts.guidance_scale > 1.0 { 2 } else { 1 },
             self.act,
@@ -249,8 +294,29 @@ impl LtxPipeline {
         let channels = tc.in_channels / (pt * p * p);
         let cfg = opts.guidance_scale > 1.0;
         let batch = if cfg { 2 } else { 1 };
-        let tokens = (lf / pt) * (lh / p) * (lw / p);
-        let schedule = self.schedule(opts, tokens)?;
+        let video_tokens = (lf / pt) * (lh / p) * (lw / p);
+        let mut schedule = self.schedule(opts, video_tokens)?;
+        let mut start_sigma = None;
+        if let Some(v) = &opts.video {
+            if !(0.0..=1.0).contains(&v.denoise_strength) {
+                return Err(PipelineError::Option(format!(
+                    "denoise strength must be in [0, 1], got {}",
+                    v.denoise_strength
+                )));
+            }
+            // Strength 1 ignores the clip, as diffusers does.
+            if v.denoise_strength < 1.0 {
+                schedule = schedule.truncated(v.denoise_strength);
+                start_sigma = schedule.sigmas.first().copied();
+                if schedule.is_empty() {
+                    return Err(PipelineError::Option(format!(
+                        "denoise strength {} leaves no steps of {}; raise it or the steps",
+                        v.denoise_strength, opts.num_inference_steps
+                    )));
+                }
+            }
+        }
+        let conditioned = !opts.conditions.is_empty();
 
         // 1. Prompt states: [negative; positive] under CFG, as diffusers stacks them.
         cancel.check()?;
@@ -283,11 +349,6 @@ impl LtxPipeline {
         let mut step = gpu.step("caption projection");
         let caption = self.transformer.project_caption(&mut step, &states)?;
         let mask_bias = gpu.upload(&bias, &[batch, len], DType::F32)?;
-        // RoPE coordinates: the same for both CFG halves.
-        let grid = transformer::rope_grid(&self.vae_config, tc);
-        let coords = grid.latent_coords(lf, lh, lw, opts.frame_rate);
-        let coords: Vec<f32> = (0..batch).flat_map(|_| coords.iter().copied()).collect();
-        let rope = self.transformer.rope(&mut step, &coords)?;
         step.submit()?;
         gpu.wait().await?;
         events(Event::StageFinished {
@@ -295,9 +356,6 @@ impl LtxPipeline {
             seconds: started.elapsed().as_secs_f64(),
         });
 
-        // 2. Denoising: one submission per step.
-        let started = Instant::now();
-        events(Event::StageStarted(Stage::Denoising));
         let noise = match &opts.latents {
             Some(l) => {
                 let want = channels * lf * lh * lw;
@@ -312,9 +370,34 @@ impl LtxPipeline {
             }
             None => latents::noise(opts.seed, NOISE_STREAM, channels * lf * lh * lw),
         };
-        let packed = latents::pack(&noise, channels, [lf, lh, lw], pt, p);
+        let layout = Layout {
+            channels,
+            dims: [lf, lh, lw],
+            patch_t: pt,
+            patch: p,
+        };
+        let start = self
+            .prepare_start(gpu, opts, noise, start_sigma, layout, events, cancel)
+            .await?;
+        let tokens = start.tokens.len() / tc.in_channels;
+        let extra = start.extra;
+        let grid = transformer::rope_grid(&self.vae_config, tc);
+        let coords = grid.fractional(&start.coords, opts.frame_rate);
+        let coords: Vec<f32> = (0..batch).flat_map(|_| coords.iter().copied()).collect();
+        let mut step = gpu.step("rope");
+        let rope = self.transformer.rope(&mut step, &coords)?;
+        step.submit()?;
+
+        // 2. Denoising: one submission per step.
+        let started = Instant::now();
+        events(Event::StageStarted(Stage::Denoising));
         let feat = tc.in_channels;
-        let latents = gpu.upload(&packed, &[tokens, feat], self.act)?;
+        let latents = gpu.upload(&start.tokens, &[tokens, feat], self.act)?;
+        let hard = if conditioned && opts.image_cond_noise_scale > 0.0 {
+            condition::hard_runs(&start.mask)
+        } else {
+            Vec::new()
+        };
         let model_in = gpu.empty(&[batch * tokens, feat], self.act)?;
         let model_out = gpu.empty(&[batch * tokens, tc.out_channels], self.act)?;
         let guided = gpu.empty(&[tokens, tc.out_channels], self.act)?;
@@ -324,14 +407,42 @@ impl LtxPipeline {
         let total = schedule.len();
         for (i, &t) in schedule.timesteps.iter().enumerate() {
             cancel.check()?;
-            let (sigma, next) = schedule.token_sigmas(t);
             // Queue writes land before this step's commands and after the
-            // previous step's, so the two buffers serve every step.
-            for (buf, v) in [(&sigma_t, sigma), (&next_t, next)] {
-                let values = vec![v; tokens];
+            // previous step's, so these buffers serve every step.
+            let token_t = if conditioned {
+                condition::token_timesteps(&start.mask, t)
+            } else {
+                vec![t; tokens]
+            };
+            let (sigma, next): (Vec<f32>, Vec<f32>) =
+                token_t.iter().map(|&tt| schedule.token_sigmas(tt)).unzip();
+            for (buf, values) in [(&sigma_t, &sigma), (&next_t, &next)] {
                 gpu.queue
-                    .write_buffer(buf.buffer(), 0, bytemuck::cast_slice(&values));
+                    .write_buffer(buf.buffer(), 0, bytemuck::cast_slice(values));
             }
+            if !hard.is_empty() {
+                // Hard conditioning tokens never change on the GPU: set them
+                // to their start plus this step's noise.
+                let scale = opts.image_cond_noise_scale * (t / 1000.0) * (t / 1000.0);
+                let n: usize = hard.iter().map(|r| r.1).sum();
+                let noise = latents::noise(opts.seed, HARD_NOISE_STREAM + i as u32, n * feat);
+                let mut used = 0;
+                for &(first, count) in &hard {
+                    let init = &start.tokens[first * feat..(first + count) * feat];
+                    let values: Vec<f32> = init
+                        .iter()
+                        .zip(&noise[used..used + count * feat])
+                        .map(|(&x, &z)| x + scale * z)
+                        .collect();
+                    used += count * feat;
+                    gpu.write_at(&latents, first * feat, &values)?;
+                }
+            }
+            let timesteps: Vec<f32> = if conditioned {
+                (0..batch).flat_map(|_| token_t.iter().copied()).collect()
+            } else {
+                vec![t]
+            };
             let mut step = gpu.step("denoising step");
             for b in 0..batch {
                 step.copy_at(&latents, &model_in, b * tokens * feat)?;
@@ -342,7 +453,7 @@ impl LtxPipeline {
                     hidden: &model_in,
                     batch,
                     tokens,
-                    timesteps: &[t],
+                    timesteps: &timesteps,
                     caption: &caption,
                     caption_len: len,
                     mask: &mask_bias,
@@ -377,7 +488,7 @@ impl LtxPipeline {
                 // negates it for the scheduler, which negates it back).
                 Euler {
                     output: ModelOutput::Velocity,
-                    keep_conditioned: None,
+                    keep_conditioned: conditioned.then_some(t / 1000.0),
                 },
             )?;
             step.submit()?;
@@ -395,7 +506,13 @@ impl LtxPipeline {
                 events(Event::Preview {
                     index: i,
                     shape: [channels, lf, lh, lw],
-                    latents: latents::unpack(&packed, channels, [lf, lh, lw], pt, p),
+                    latents: latents::unpack(
+                        &packed[extra * feat..],
+                        channels,
+                        [lf, lh, lw],
+                        pt,
+                        p,
+                    ),
                 });
             }
         }
@@ -409,7 +526,7 @@ impl LtxPipeline {
         cancel.check()?;
         let started = Instant::now();
         events(Event::StageStarted(Stage::Decoding));
-        let mut z = latents::unpack(&packed, channels, [lf, lh, lw], pt, p);
+        let mut z = latents::unpack(&packed[extra * feat..], channels, [lf, lh, lw], pt, p);
         self.stats.denormalize(&mut z)?;
         let timestep = if self.vae_config.timestep_conditioning {
             let scale = opts.decode_noise_scale.unwrap_or(opts.decode_timestep);
@@ -432,6 +549,125 @@ impl LtxPipeline {
             seconds: started.elapsed().as_secs_f64(),
         });
         Ok(video)
+    }
+
+    /// The packed tokens a run starts from: the noise (or, for
+    /// video-to-video, the clip's latents noised to `start_sigma`) with the
+    /// conditions' latents in place, as `prepare_latents` makes them.
+    #[allow(clippy::too_many_arguments)]
+    async fn prepare_start(
+        &self,
+        gpu: &Gpu,
+        opts: &GenerateOptions,
+        noise: Vec<f32>,
+        start_sigma: Option<f32>,
+        layout: Layout,
+        events: &mut dyn FnMut(Event),
+        cancel: &Cancel,
+    ) -> Result<condition::Start, PipelineError> {
+        let temporal = self.temporal_compression();
+        let grid = transformer::rope_grid(&self.vae_config, &self.transformer_config);
+        let mut video = noise;
+        if opts.conditions.is_empty() && start_sigma.is_none() {
+            return condition::assemble(video, layout, &grid, temporal, &[], opts.seed);
+        }
+        let encoder = self.encoder.as_ref().ok_or_else(|| {
+            PipelineError::Option(
+                "this bundle has no VAE encoder, which image and video conditioning need; \
+                 convert the checkpoint again with framecast-quantize (it keeps the encoder)"
+                    .into(),
+            )
+        })?;
+        cancel.check()?;
+        let started = Instant::now();
+        events(Event::StageStarted(Stage::Conditioning));
+        if let (Some(sigma), Some(v)) = (start_sigma, &opts.video) {
+            self.check_frame_size(&v.frames, opts, "the input clip")?;
+            if v.frames.frames < opts.num_frames {
+                return Err(PipelineError::Option(format!(
+                    "the input clip has {} frames and the video {}: video-to-video makes at most \
+                     as many frames as the clip has",
+                    v.frames.frames, opts.num_frames
+                )));
+            }
+            let z = self
+                .encode_frames(gpu, encoder, &v.frames.first(opts.num_frames))
+                .await?;
+            for (x, c) in video.iter_mut().zip(z) {
+                *x = sigma * *x + (1.0 - sigma) * c;
+            }
+        }
+        let mut encoded = Vec::with_capacity(opts.conditions.len());
+        for (i, c) in opts.conditions.iter().enumerate() {
+            let what = format!("condition {}", i + 1);
+            self.check_frame_size(&c.frames, opts, &what)?;
+            if !(0.0..=1.0).contains(&c.strength) {
+                return Err(PipelineError::Option(format!(
+                    "{what}: strength must be in [0, 1], got {}",
+                    c.strength
+                )));
+            }
+            let n = condition::trimmed_frames(
+                c.frames.frames,
+                c.frame_index,
+                opts.num_frames,
+                temporal,
+            );
+            if n == 0 {
+                return Err(PipelineError::Option(format!(
+                    "{what}: frame {} is past the video's last frame {}",
+                    c.frame_index,
+                    opts.num_frames - 1
+                )));
+            }
+            cancel.check()?;
+            encoded.push(EncodedCondition {
+                latents: self.encode_frames(gpu, encoder, &c.frames.first(n)).await?,
+                latent_frames: (n - 1) / temporal + 1,
+                pixel_frames: n,
+                frame_index: c.frame_index,
+                strength: c.strength,
+            });
+        }
+        events(Event::StageFinished {
+            stage: Stage::Conditioning,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        condition::assemble(video, layout, &grid, temporal, &encoded, opts.seed)
+    }
+
+    fn check_frame_size(
+        &self,
+        frames: &Frames,
+        opts: &GenerateOptions,
+        what: &str,
+    ) -> Result<(), PipelineError> {
+        if (frames.width, frames.height) != (opts.width, opts.height) {
+            return Err(PipelineError::Option(format!(
+                "{what} is {}x{}, the video {}x{}: resize it to the video's size first \
+                 (Frames::fit)",
+                frames.width, frames.height, opts.width, opts.height
+            )));
+        }
+        Ok(())
+    }
+
+    /// Normalised VAE latents (the posterior's mode) of `frames`.
+    async fn encode_frames(
+        &self,
+        gpu: &Gpu,
+        encoder: &VaeEncoder,
+        frames: &Frames,
+    ) -> Result<Vec<f32>, PipelineError> {
+        let x = gpu.upload(
+            &frames.vae_input(),
+            &[3, frames.frames, frames.height, frames.width],
+            self.act,
+        )?;
+        let z = encoder.encode(gpu, &x)?;
+        let mut values = gpu.read(&z).await?;
+        self.stats.normalize(&mut values)?;
+        Ok(values)
     }
 }
 

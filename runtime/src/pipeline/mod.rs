@@ -3,6 +3,7 @@
 //! submissions with a [`Cancel`] token, and checks its memory needs against
 //! the adapter before any work starts.
 
+pub mod condition;
 pub mod latents;
 pub mod ltx;
 pub mod memory;
@@ -17,6 +18,7 @@ use crate::gpu::GpuError;
 use crate::models::ModelError;
 use crate::sched::SchedulerError;
 
+pub use condition::{Condition, Fit, Frames, VideoInput};
 pub use ltx::{GenerateOptions, LtxPipeline};
 pub use memory::MemoryEstimate;
 pub use size::{VideoSize, snap};
@@ -25,6 +27,8 @@ pub use size::{VideoSize, snap};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
     TextEncoding,
+    /// The VAE encoding conditioning pictures and clips (only when given).
+    Conditioning,
     Denoising,
     Decoding,
 }
@@ -33,6 +37,7 @@ impl Stage {
     pub fn name(self) -> &'static str {
         match self {
             Stage::TextEncoding => "text encoding",
+            Stage::Conditioning => "conditioning",
             Stage::Denoising => "denoising",
             Stage::Decoding => "decoding",
         }

@@ -208,9 +208,11 @@ impl Schedule {
 
     /// Keeps the last `strength` fraction of the steps (SDEdit-style
     /// video-to-video), as `LTXConditionPipeline.get_timesteps` does.
-    pub fn truncated(&self, strength: f32) -> Schedule {
+    /// `strength` is f64 as Python's float: `int(steps * strength)` in f32
+    /// would make 10 x 0.7 six steps instead of seven.
+    pub fn truncated(&self, strength: f64) -> Schedule {
         let n = self.len();
-        let keep = ((n as f32 * strength) as usize).min(n);
+        let keep = ((n as f64 * strength) as usize).min(n);
         let start = n - keep;
         Schedule {
             timesteps: self.timesteps[start..].to_vec(),

@@ -5,6 +5,8 @@
 #[cfg(all(feature = "video", not(target_arch = "wasm32")))]
 pub mod gif;
 #[cfg(all(feature = "video", not(target_arch = "wasm32")))]
+pub mod input;
+#[cfg(all(feature = "video", not(target_arch = "wasm32")))]
 pub mod mp4;
 #[cfg(all(feature = "video", not(target_arch = "wasm32")))]
 pub mod png;
@@ -31,6 +33,8 @@ pub enum VideoError {
     Encode(String),
     #[error("writing {path}: {message}")]
     Io { path: String, message: String },
+    #[error("reading {path}: {message}")]
+    Read { path: String, message: String },
 }
 
 /// A clip as RGBA8 frames of one size.
