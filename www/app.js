@@ -5,6 +5,7 @@
 // for people and for the end-to-end tests alike.
 import { Framecast, capabilities } from "./client.js";
 import { readSource } from "./source.js";
+import { createStoryboard } from "./storyboard.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -16,7 +17,7 @@ const EXAMPLES = [
   "a purple cross grows",
 ];
 
-const state = { fc: null, loaded: null, running: null, clips: [], aspect: "1:1", model: null, source: null };
+const state = { fc: null, loaded: null, running: null, clips: [], aspect: "1:1", model: null, source: null, board: null, sources: 0 };
 const setState = (s) => (document.body.dataset.state = s);
 
 function showError(err) {
@@ -148,10 +149,13 @@ function options() {
   return o;
 }
 
-async function generate() {
-  clearError();
-  const opts = options();
-  if (!opts.prompt) return showError({ kind: "invalid", message: "type a prompt first" });
+/**
+ * Runs one generation with the page's progress bar, preview and Cancel
+ * button; `label` prefixes the progress text (a storyboard's shot).
+ * Resolves to the result; rejects with the runtime's error.
+ */
+async function produce(opts, label = "") {
+  if (state.running) throw { kind: "busy", message: "a clip is already being generated: wait for it or cancel it" };
   setState("generating");
   $("generate").hidden = true;
   $("cancel").hidden = false;
@@ -159,10 +163,11 @@ async function generate() {
   state.running = abort;
   const started = performance.now();
   const bar = $("gen-progress");
+  const prefix = label ? `${label} · ` : "";
   let size = null;
   // Weights of the stages in the progress bar: encoding and decoding are short.
-  const at = { "text encoding": 0, denoising: 0.05, decoding: 0.85, encoding: 0.95 };
-  progress(bar, 0, "starting…");
+  const at = { "text encoding": 0, conditioning: 0.03, denoising: 0.05, decoding: 0.85, encoding: 0.95 };
+  progress(bar, 0, `${prefix}starting…`);
   const canvas = $("preview");
   try {
     const result = await state.fc.generate(opts, {
@@ -173,10 +178,10 @@ async function generate() {
           $("size-note").textContent = `${e.width}×${e.height}, ${e.frames} frames at ${e.fps} fps, seed ${e.seed}${e.snapped ? " (snapped to a size this model makes)" : ""}`;
         } else if (e.type === "stage") {
           const f = at[e.stage] ?? 0;
-          progress(bar, f, `${e.stage}…${eta(started, f)}`);
+          progress(bar, f, `${prefix}${e.stage}…${eta(started, f)}`);
         } else if (e.type === "step") {
           const f = 0.05 + 0.8 * ((e.index + 1) / e.total);
-          progress(bar, f, `denoising: step ${e.index + 1} of ${e.total}${eta(started, f)}`);
+          progress(bar, f, `${prefix}denoising: step ${e.index + 1} of ${e.total}${eta(started, f)}`);
         }
       },
       onPreview: (p) => {
@@ -190,22 +195,61 @@ async function generate() {
       },
     });
     const seconds = (performance.now() - started) / 1000;
-    progress(bar, 1, `done in ${seconds.toFixed(1)} s`);
-    show(result, opts, seconds);
-    setState("done");
+    progress(bar, 1, `${prefix}done in ${seconds.toFixed(1)} s`);
+    setState("ready");
+    return { ...result, seconds };
   } catch (e) {
-    if (e.kind === "cancelled") {
-      progress(bar, 0, "cancelled");
-      setState("ready");
-    } else {
-      showError(e);
-      setState(e.kind === "lost" ? "error" : "ready");
-    }
+    if (e.kind === "cancelled") progress(bar, 0, `${prefix}cancelled`);
+    setState(e.kind === "lost" ? "error" : "ready");
+    throw e;
   } finally {
     state.running = null;
     $("generate").hidden = false;
     $("cancel").hidden = true;
   }
+}
+
+async function generate() {
+  clearError();
+  const opts = options();
+  if (!opts.prompt) return showError({ kind: "invalid", message: "type a prompt first" });
+  try {
+    const result = await produce(opts);
+    show(result, opts, result.seconds);
+    setState("done");
+  } catch (e) {
+    if (e.kind !== "cancelled") showError(e);
+  }
+}
+
+/** What every shot of the storyboard shares: the page's size and sampling. */
+function shotSettings() {
+  const o = {
+    aspect: state.aspect,
+    resolution: Number($("resolution").value),
+    fps: Number($("fps").value),
+    steps: Number($("steps").value),
+    guidance: Number($("guidance").value),
+    preview: $("live-preview").checked,
+  };
+  const neg = $("negative").value.trim();
+  if (neg) o.negativePrompt = neg;
+  if (params.has("width") && params.has("height")) {
+    o.width = Number(params.get("width"));
+    o.height = Number(params.get("height"));
+    delete o.aspect;
+  }
+  return o;
+}
+
+function addShot() {
+  const prompt = $("prompt").value.trim();
+  if (!prompt) return showError({ kind: "invalid", message: "type the shot's prompt first" });
+  clearError();
+  const n = state.board.shots.length;
+  const seed = $("seed-lock").checked ? Number($("seed").value) + n : Math.floor(Math.random() * 1e9);
+  const image = state.source?.kind === "image" ? state.source : null;
+  state.board.add({ prompt, seconds: Number($("seconds").value), seed, image });
 }
 
 function show(result, opts, seconds) {
@@ -227,6 +271,15 @@ function show(result, opts, seconds) {
   state.clips.unshift(clip);
   window.__framecast = { last: result, clips: state.clips.length };
   renderHistory();
+}
+
+function showFilm(film) {
+  const opts = { prompt: `storyboard ${film.shots} shots` };
+  show(film, opts, film.seconds);
+  window.__framecast = { ...window.__framecast, film };
+  $("board-film").textContent = `Exported: ${film.shots} shots, ${film.frames} frames, ${(film.frames / film.fps).toFixed(2)} s (${film.mime}), in the player above.`;
+  $("board-film").hidden = false;
+  setState("done");
 }
 
 function renderHistory() {
@@ -263,7 +316,7 @@ async function chooseSource(file) {
     const frames = Math.round(Number($("seconds").value) * fps) + 1;
     const src = await readSource(file, Number($("resolution").value), fps, frames);
     if (state.source?.url) URL.revokeObjectURL(state.source.url);
-    state.source = src;
+    state.source = { ...src, id: ++state.sources };
     $("source-thumb").src = src.kind === "image" ? src.url : "";
     $("source-thumb").hidden = src.kind !== "image";
     $("source-name").textContent = `${file.name} (${src.kind === "image" ? "first frame" : `${src.frames} frames, re-imagined`})`;
@@ -316,6 +369,14 @@ function wire() {
   }
   $("model").onchange = () => ($("model-url").hidden = $("model").value !== "custom");
   $("load").onclick = load;
+  state.board = createStoryboard($("board"), {
+    render: produce,
+    settings: shotSettings,
+    temporal: () => state.loaded?.info.temporalCompression ?? 8,
+    onFilm: showFilm,
+    onError: (e) => showError(e),
+  });
+  $("shot-add").onclick = addShot;
   $("generate").onclick = generate;
   $("cancel").onclick = () => state.running?.abort();
   $("prompt").addEventListener("keydown", (e) => {

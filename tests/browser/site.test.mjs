@@ -253,6 +253,57 @@ test("the demo site generates, caches, recovers and cancels in a real browser", 
   await page.screenshot({ path: path.join(shots, "image-to-video.png"), fullPage: true });
   await page.click("#source-clear");
 
+  // 3c. The storyboard view: three shots (the second continues the first,
+  // the third starts afresh and cross-fades in), exported as one film: the
+  // film `framecast storyboard` makes from the same board.
+  const BOARD = {
+    width: CLIP.width, height: CLIP.height, fps: CLIP.fps, seed: CLIP.seed, steps: CLIP.steps, guidance: CLIP.guidance, crossfade: 0.25,
+    shots: [
+      { prompt: "a red ball bounces on a blue floor", seconds: 1 },
+      { prompt: "a red ball moves to the right", seconds: 1 },
+      { prompt: "a blue star rotates", seconds: 0.5, continue: false },
+    ],
+  };
+  for (const shot of BOARD.shots) {
+    await page.fill("#prompt", shot.prompt);
+    await page.selectOption("#seconds", "1");
+    await page.click("#shot-add");
+  }
+  const third = page.locator("#shots li").nth(2);
+  await third.locator(".shot-seconds").selectOption("0.5");
+  await third.locator(".shot-continue").uncheck();
+  await page.selectOption("#board-fade", "0.25");
+  // Reordering and back leaves the board as it was.
+  await page.locator("#shots li").nth(1).locator("button[title=later]").click();
+  await page.locator("#shots li").nth(2).locator("button[title=earlier]").click();
+  assert.deepEqual(await page.locator("#shots .shot-prompt").evaluateAll((e) => e.map((x) => x.value)), BOARD.shots.map((s) => s.prompt));
+  await page.click("#board-export");
+  await page.waitForFunction(() => window.__framecast?.film || !document.getElementById("error").hidden, null, { timeout: 900_000, polling: 200 });
+  assert.ok(await page.locator("#error").isHidden(), await page.locator("#error").textContent());
+  await page.screenshot({ path: path.join(shots, "storyboard.png"), fullPage: true });
+  const film = await page.evaluate(async () => {
+    const v = document.getElementById("player");
+    if (v.readyState < 1) await new Promise((r) => v.addEventListener("loadedmetadata", r, { once: true }));
+    const f = window.__framecast.film;
+    return { pixels: Array.from(f.pixels), frames: f.frames, fps: f.fps, duration: v.duration, note: document.getElementById("board-film").textContent };
+  });
+  const boardFile = path.join(work, "board.json");
+  writeFileSync(boardFile, JSON.stringify(BOARD));
+  const filmOut = path.join(work, "cli-film.safetensors");
+  execFileSync(bin, ["storyboard", boardFile, "--model", bundle, "--f32", "--out", path.join(work, "cli-film.gif"), "--frames-out", filmOut], { stdio: "inherit" });
+  const cliFilm = readFrames(filmOut);
+  const cliFrames = cliFilm.length / (CLIP.width * CLIP.height * 3);
+  const summed = BOARD.shots.reduce((a, s) => a + s.seconds, 0);
+  console.log(`storyboard: ${film.note}; video ${film.duration.toFixed(3)} s for ${summed} s of shots; the CLI's film ${cliFrames} frames`);
+  assert.equal(film.frames, cliFrames, "the browser's film and the CLI's have the same length");
+  assert.ok(Math.abs(film.duration - film.frames / film.fps) < 1.5 / film.fps, `video duration ${film.duration}`);
+  // Each shot's new footage is its seconds, up to the VAE's frame step and
+  // the cross-fade's overlap.
+  assert.ok(Math.abs(film.frames / film.fps - summed) <= 0.5, `film ${film.frames} frames for ${summed} s`);
+  const dbFilm = psnr(cliFilm, film.pixels);
+  console.log(`storyboard, browser vs framecast storyboard: PSNR ${dbFilm.toFixed(1)} dB (bar 40)`);
+  assert.ok(dbFilm >= 40, `storyboard PSNR ${dbFilm.toFixed(1)} dB < 40`);
+
   // 4. A second visit loads from the cache: no shard requests at all.
   const before = proxy.stats.shards;
   await page.reload();

@@ -14,7 +14,8 @@ use framecast::gpu::DType;
 use framecast::models::Weights;
 use framecast::pipeline::size::{SizeRequest, parse_aspect, resolve};
 use framecast::pipeline::{
-    Cancel, Condition, Event, Fit, Frames, GenerateOptions, LtxPipeline, PipelineError, VideoInput,
+    Cancel, Condition, DEFAULT_DECODE_TIMESTEP, Event, Fit, Frames, GenerateOptions, LtxPipeline,
+    PipelineError, VideoInput,
 };
 use framecast::{AdapterChoice, Gpu, GpuError};
 use js_sys::{Float32Array, Function, Object, Promise, Reflect, Uint8Array};
@@ -160,7 +161,8 @@ struct JsOptions {
 }
 
 /// Pixels the page passes: `{data, width, height, frames?}` with `data`
-/// RGBA8 (an ImageData's, frames one after another).
+/// RGBA8 (an ImageData's, frames one after another) or a Float32Array of
+/// RGB in [0, 1] (frames a generation returned, carried on losslessly).
 fn js_frames(options: &JsValue, key: &str) -> Result<Option<Frames>, JsValue> {
     let Ok(v) = Reflect::get(options, &key.into()) else {
         return Ok(None);
@@ -180,6 +182,18 @@ fn js_frames(options: &JsValue, key: &str) -> Result<Option<Frames>, JsValue> {
         .ok_or_else(|| bad("needs width and height"))?;
     let frames = num("frames").unwrap_or(1);
     let data = Reflect::get(&v, &"data".into()).map_err(|_| bad("needs data"))?;
+    // Frames the runtime made (a storyboard's previous shot): f32 RGB as is.
+    if let Ok(rgb) = data.clone().dyn_into::<Float32Array>() {
+        if rgb.length() as usize != w * h * 3 * frames {
+            return Err(bad(&format!(
+                "{} floats are not {frames} RGB frames of {w}x{h}",
+                rgb.length()
+            )));
+        }
+        return Frames::new(rgb.to_vec(), frames, h, w)
+            .map(Some)
+            .map_err(|e| bad(&e.to_string()));
+    }
     let rgba = Uint8Array::new(&data).to_vec();
     if rgba.len() != w * h * 4 * frames {
         return Err(bad(&format!(
@@ -381,7 +395,7 @@ impl Session {
                 seed,
                 max_sequence_length: o.max_sequence_length.unwrap_or(256),
                 latents,
-                decode_timestep: o.decode_timestep.unwrap_or(0.05),
+                decode_timestep: o.decode_timestep.unwrap_or(DEFAULT_DECODE_TIMESTEP),
                 decode_noise_scale: o.decode_noise_scale,
                 preview: o.preview,
                 conditions,

@@ -64,7 +64,7 @@ pub struct GenerateArgs {
     /// Initial noise: a safetensors file with `latents` [1, C, F', H', W']
     #[arg(long)]
     latents: Option<PathBuf>,
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = framecast::pipeline::DEFAULT_DECODE_TIMESTEP)]
     decode_timestep: f32,
     /// Noise mixed into the latents before decoding [default: the decode timestep]
     #[arg(long)]
@@ -211,7 +211,7 @@ fn read_latents(path: &Path) -> Result<Vec<f32>> {
         .collect())
 }
 
-fn write_frames(video: &Video, path: &Path) -> Result<()> {
+pub(crate) fn write_frames(video: &Video, path: &Path) -> Result<()> {
     let bytes: Vec<u8> = video.frames.iter().flat_map(|v| v.to_le_bytes()).collect();
     let view = safetensors::tensor::TensorView::new(
         safetensors::Dtype::F32,

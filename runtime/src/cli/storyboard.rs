@@ -29,11 +29,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use framecast::pipeline::size::{SizeRequest, parse_aspect, resolve};
-use framecast::pipeline::{Cancel, Condition, Fit, Frames, GenerateOptions, Video};
+use framecast::pipeline::{
+    Cancel, Condition, DEFAULT_DECODE_TIMESTEP, Fit, Frames, GenerateOptions, Video,
+};
 use framecast::video::input::read_picture;
 use serde::Deserialize;
 
-use super::generate::{open_model, progress, write_clip};
+use super::generate::{open_model, progress, write_clip, write_frames};
 
 #[derive(Args, Debug)]
 pub struct StoryboardArgs {
@@ -48,6 +50,9 @@ pub struct StoryboardArgs {
     /// Also write each shot as it was generated, into this folder (shot-1.mp4, ...)
     #[arg(long)]
     shots_dir: Option<PathBuf>,
+    /// Also write the joined film's raw frames: safetensors `frames`, f32 [F, H, W, 3] in [0, 1]
+    #[arg(long)]
+    frames_out: Option<PathBuf>,
     /// f32 activations even where the adapter has shader-f16
     #[arg(long)]
     f32: bool,
@@ -205,6 +210,7 @@ pub async fn run(args: StoryboardArgs) -> Result<()> {
             guidance_scale: board.guidance.or(d.guidance).unwrap_or(1.0),
             seed,
             conditions,
+            decode_timestep: DEFAULT_DECODE_TIMESTEP,
             ..GenerateOptions::default()
         };
         let video = pipe
@@ -250,6 +256,10 @@ pub async fn run(args: StoryboardArgs) -> Result<()> {
         board.shots.len(),
         film_frames as f64 / fps
     );
+    if let Some(path) = &args.frames_out {
+        write_frames(&film, path)?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 

@@ -23,6 +23,11 @@ pub use ltx::{GenerateOptions, LtxPipeline};
 pub use memory::MemoryEstimate;
 pub use size::{VideoSize, snap};
 
+/// The decode timestep the CLI, the storyboard and the page use when not
+/// told (LTX's recommended 0.05; `GenerateOptions::default()` keeps
+/// diffusers' call default, 0). Only timestep-conditioned VAEs read it.
+pub const DEFAULT_DECODE_TIMESTEP: f32 = 0.05;
+
 /// The stages of a text-to-video run, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
