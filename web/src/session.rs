@@ -15,7 +15,7 @@ use framecast::models::Weights;
 use framecast::pipeline::size::{SizeRequest, parse_aspect, resolve};
 use framecast::pipeline::{
     Cancel, Condition, DEFAULT_DECODE_TIMESTEP, Event, Fit, Frames, GenerateOptions, LtxPipeline,
-    PipelineError, VideoInput,
+    PipelineError, Tiling, VideoInput,
 };
 use framecast::{AdapterChoice, Gpu, GpuError};
 use js_sys::{Float32Array, Function, Object, Promise, Reflect, Uint8Array};
@@ -158,6 +158,10 @@ struct JsOptions {
     /// "crop" (default) or "pad", for pictures of another aspect.
     fit: Option<String>,
     image_cond_noise_scale: Option<f32>,
+    /// Long clips: windows of this many frames, denoised in turn.
+    temporal_tile: Option<usize>,
+    temporal_overlap: Option<usize>,
+    temporal_overlap_strength: Option<f32>,
 }
 
 /// Pixels the page passes: `{data, width, height, frames?}` with `data`
@@ -401,6 +405,13 @@ impl Session {
                 conditions,
                 video: video_input,
                 image_cond_noise_scale: o.image_cond_noise_scale.unwrap_or(0.15),
+                tiling: o.temporal_tile.map(|frames| Tiling {
+                    frames,
+                    overlap: o
+                        .temporal_overlap
+                        .unwrap_or(2 * inner.pipe.temporal_compression()),
+                    strength: o.temporal_overlap_strength.unwrap_or(0.5),
+                }),
             };
             let emit = |fields: &[(&str, JsValue)]| {
                 let e = Object::new();

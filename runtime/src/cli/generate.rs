@@ -11,7 +11,7 @@ use framecast::gpu::DType;
 use framecast::models::Weights;
 use framecast::pipeline::size::{SizeRequest, parse_aspect, resolve};
 use framecast::pipeline::{
-    Cancel, Condition, Event, Fit, Frames, GenerateOptions, LtxPipeline, Video, VideoInput,
+    Cancel, Condition, Event, Fit, Frames, GenerateOptions, LtxPipeline, Tiling, Video, VideoInput,
 };
 use framecast::video::input::{read_clip, read_picture};
 use framecast::{AdapterChoice, Gpu};
@@ -108,6 +108,17 @@ pub struct GenerateArgs {
     /// Noise on pinned frames each step, times (t/1000)^2; helps motion
     #[arg(long, default_value_t = 0.15)]
     image_cond_noise_scale: f32,
+    /// Long clips: denoise windows of this many frames one after another
+    /// (k x the temporal compression + 1), each continuing the last
+    #[arg(long)]
+    temporal_tile: Option<usize>,
+    /// Frames neighbouring windows share (a multiple of the temporal
+    /// compression) [default: twice the temporal compression]
+    #[arg(long)]
+    temporal_overlap: Option<usize>,
+    /// How closely a window holds to the frames it shares with the last
+    #[arg(long, default_value_t = 0.5)]
+    temporal_overlap_strength: f32,
 }
 
 fn parse_keyframe(s: &str) -> Result<(usize, PathBuf), String> {
@@ -423,6 +434,13 @@ pub async fn run(args: GenerateArgs) -> Result<()> {
         conditions,
         video,
         image_cond_noise_scale: args.image_cond_noise_scale,
+        tiling: args.temporal_tile.map(|frames| Tiling {
+            frames,
+            overlap: args
+                .temporal_overlap
+                .unwrap_or(2 * pipe.temporal_compression()),
+            strength: args.temporal_overlap_strength,
+        }),
     };
     eprintln!(
         "generating {}x{}, {} frames at {} fps ({:.2} s), seed {seed}",
@@ -432,6 +450,15 @@ pub async fn run(args: GenerateArgs) -> Result<()> {
         fps,
         size.frames as f64 / fps
     );
+    let windows = pipe.windows(&opts)?;
+    if let (Some(t), true) = (&opts.tiling, windows.len() > 1) {
+        eprintln!(
+            "denoising in {} windows of {} frames, neighbours sharing at least {}",
+            windows.len(),
+            t.frames,
+            t.overlap
+        );
+    }
     let mut on_event = progress();
     let mut video = pipe
         .generate(&gpu, &opts, &mut on_event, &Cancel::new())

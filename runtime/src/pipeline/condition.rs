@@ -484,7 +484,7 @@ mod tests {
         let p = f.fit(4, 4, Fit::Pad);
         assert_eq!(p.data.len(), 4 * 4 * 3);
         assert!((p.data[0] - 0.5).abs() < 1e-6);
-        assert!(p.data[(4 + 0) * 3] < 0.01 && p.data[(4 + 3) * 3] > 0.99);
+        assert!(p.data[4 * 3] < 0.01 && p.data[(4 + 3) * 3] > 0.99);
         // Shrinking averages: 4x2 to 1x1 is mid grey.
         let g = f.fit(1, 1, Fit::Pad);
         assert!((g.data[0] - 0.5).abs() < 0.05, "{:?}", g.data);

@@ -58,6 +58,53 @@ pub struct GenerateOptions {
     /// Noise on hard-conditioned tokens each step, times `(t / 1000)^2`
     /// (diffusers' `image_cond_noise_scale`).
     pub image_cond_noise_scale: f32,
+    /// Clips longer than one window of the transformer (see [`Tiling`]).
+    pub tiling: Option<Tiling>,
+}
+
+/// Temporal tiling for long clips, as diffusers' long LTX pipeline does it:
+/// the transformer denoises windows of latent frames one after another;
+/// each window after the first starts from the previous one's last latent
+/// frames, conditioned at `strength`, and the shared frames are blended
+/// linearly from the earlier window to the later. The VAE decodes the
+/// whole clip at once. Unlike diffusers, the shared frames lead the window
+/// (at its own frame 0 onwards) rather than being appended reversed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tiling {
+    /// Pixel frames per window (k x the temporal compression + 1).
+    pub frames: usize,
+    /// Pixel frames two neighbouring windows share (a multiple of the
+    /// temporal compression).
+    pub overlap: usize,
+    /// How closely a window holds to the frames it shares with the previous
+    /// one (diffusers' `temporal_overlap_cond_strength`, 0.5).
+    pub strength: f32,
+}
+
+/// The prompt states every window's steps use.
+struct Prompt {
+    caption: crate::gpu::Tensor,
+    /// The text mask as an additive attention bias.
+    mask: crate::gpu::Tensor,
+    len: usize,
+    /// 2 under CFG ([negative, positive]), else 1.
+    batch: usize,
+}
+
+/// Windows `[start, end)` of `window` latent frames covering `total`, each
+/// sharing at least `overlap` frames with the one before (the last window
+/// is moved back to stay whole).
+pub fn temporal_windows(total: usize, window: usize, overlap: usize) -> Vec<(usize, usize)> {
+    if total <= window || window <= overlap {
+        return vec![(0, total)];
+    }
+    let mut windows = vec![(0, window)];
+    let mut start = 0;
+    while windows.last().is_some_and(|w| w.1 < total) {
+        start = (start + window - overlap).min(total - window);
+        windows.push((start, start + window));
+    }
+    windows
 }
 
 impl Default for GenerateOptions {
@@ -82,6 +129,7 @@ impl Default for GenerateOptions {
             conditions: Vec::new(),
             video: None,
             image_cond_noise_scale: 0.15,
+            tiling: None,
         }
     }
 }
@@ -199,6 +247,55 @@ impl LtxPipeline {
             + self.encoder.as_ref().map_or(0, |e| e.bytes())
     }
 
+    /// The windows of latent frames the transformer denoises in turn: one
+    /// unless `opts.tiling` asks for windows shorter than the clip.
+    pub fn windows(&self, opts: &GenerateOptions) -> Result<Vec<(usize, usize)>, PipelineError> {
+        let temporal = self.temporal_compression();
+        let lf = (opts.num_frames.max(1) - 1) / temporal + 1;
+        let Some(t) = &opts.tiling else {
+            return Ok(vec![(0, lf)]);
+        };
+        if t.frames >= opts.num_frames {
+            return Ok(vec![(0, lf)]);
+        }
+        let bad = |m: String| Err(PipelineError::Option(format!("temporal tiling: {m}")));
+        if t.frames < 2 * temporal + 1 || (t.frames - 1) % temporal != 0 {
+            return bad(format!(
+                "windows of {} frames; they need k x {temporal} + 1 frames, k >= 2",
+                t.frames
+            ));
+        }
+        if t.overlap == 0 || t.overlap % temporal != 0 || t.overlap >= t.frames - 1 {
+            return bad(format!(
+                "an overlap of {} frames; it must be a multiple of {temporal}, at least \
+                 {temporal} and less than the window's {} frames",
+                t.overlap,
+                t.frames - 1
+            ));
+        }
+        if !(t.strength > 0.0 && t.strength <= 1.0) {
+            return bad(format!("strength {} is not in (0, 1]", t.strength));
+        }
+        if opts.video.is_some() {
+            return bad(
+                "video-to-video re-generates a clip in one window; give fewer frames or no tiling"
+                    .into(),
+            );
+        }
+        if let Some(c) = opts
+            .conditions
+            .iter()
+            .find(|c| c.frame_index + c.frames.frames > t.frames)
+        {
+            return bad(format!(
+                "a condition at frame {} ({} frames) reaches past the first window's {} frames",
+                c.frame_index, c.frames.frames, t.frames
+            ));
+        }
+        let window = (t.frames - 1) / temporal + 1;
+        Ok(temporal_windows(lf, window, t.overlap / temporal))
+    }
+
     /// What a run of `opts` needs, for the check before any work.
     pub fn estimate(&self, opts: &GenerateOptions) -> MemoryEstimate {
         // Conditions after frame 0 add tokens: count them as frames.
@@ -215,12 +312,18 @@ impl LtxPipeline {
             })
             .sum();
         let mut size = opts.size();
+        // With tiling the transformer sees one window at a time.
+        let window = self
+            .windows(opts)
+            .ok()
+            .map(|w| ((w[0].1 - w[0].0) - 1) * temporal + 1 + extra * temporal);
         size.frames += extra * temporal;
-        MemoryEstimate::ltx(
+        MemoryEstimate::ltx_windowed(
             &self.text_config,
             &self.transformer_config,
             &self.vae_config,
             size,
+            window,
             opts.max_sequence_length,
             if opts.guidance_scale > 1.0 { 2 } else { 1 },
             self.act,
@@ -265,6 +368,19 @@ impl LtxPipeline {
         events: &mut dyn FnMut(Event),
         cancel: &Cancel,
     ) -> Result<Video, PipelineError> {
+        let z = self.generate_latents(gpu, opts, events, cancel).await?;
+        self.decode(gpu, opts, z, events, cancel).await
+    }
+
+    /// The denoised latents of a clip, normalised, `[C, F', H', W']`
+    /// (what [`LtxPipeline::generate`] decodes).
+    pub async fn generate_latents(
+        &self,
+        gpu: &Gpu,
+        opts: &GenerateOptions,
+        events: &mut dyn FnMut(Event),
+        cancel: &Cancel,
+    ) -> Result<Vec<f32>, PipelineError> {
         let (spatial, temporal) = (self.spatial_compression(), self.temporal_compression());
         let size = opts.size();
         if !size.is_valid(spatial, temporal) {
@@ -291,10 +407,13 @@ impl LtxPipeline {
         let tc = &self.transformer_config;
         let (pt, p) = (tc.patch_size_t, tc.patch_size);
         let [lf, lh, lw] = size.latent(spatial, temporal);
+        let windows = self.windows(opts)?;
         let channels = tc.in_channels / (pt * p * p);
         let cfg = opts.guidance_scale > 1.0;
         let batch = if cfg { 2 } else { 1 };
-        let video_tokens = (lf / pt) * (lh / p) * (lw / p);
+        // Dynamic shifting follows the tokens the transformer sees at once.
+        let window_frames = windows[0].1 - windows[0].0;
+        let video_tokens = (window_frames / pt) * (lh / p) * (lw / p);
         let mut schedule = self.schedule(opts, video_tokens)?;
         let mut start_sigma = None;
         if let Some(v) = &opts.video {
@@ -316,7 +435,6 @@ impl LtxPipeline {
                 }
             }
         }
-        let conditioned = !opts.conditions.is_empty();
 
         // 1. Prompt states: [negative; positive] under CFG, as diffusers stacks them.
         cancel.check()?;
@@ -370,16 +488,172 @@ impl LtxPipeline {
             }
             None => latents::noise(opts.seed, NOISE_STREAM, channels * lf * lh * lw),
         };
-        let layout = Layout {
+        let prompt = Prompt {
+            caption,
+            mask: mask_bias,
+            len,
+            batch,
+        };
+        let plane = lh * lw;
+        let window_layout = |frames: usize| Layout {
+            channels,
+            dims: [frames, lh, lw],
+            patch_t: pt,
+            patch: p,
+        };
+
+        // 2. Denoising: one submission per step, window after window.
+        let started = Instant::now();
+        let total_steps = windows.len() * schedule.len();
+        let mut z = vec![0.0f32; channels * lf * plane];
+        let mut done = 0; // latent frames of `z` already final
+        for (k, &(first, end)) in windows.iter().enumerate() {
+            let frames = end - first;
+            let layout = window_layout(frames);
+            let window_noise: Vec<f32> = (0..channels)
+                .flat_map(|c| noise[(c * lf + first) * plane..(c * lf + end) * plane].to_vec())
+                .collect();
+            let (start, conditioned) = if k == 0 {
+                let mut o = opts.clone();
+                o.num_frames = (frames - 1) * temporal + 1;
+                let start = self
+                    .prepare_start(gpu, &o, window_noise, start_sigma, layout, events, cancel)
+                    .await?;
+                (start, !opts.conditions.is_empty())
+            } else {
+                // The frames this window shares with what is already made.
+                let shared = done - first;
+                let latents: Vec<f32> = (0..channels)
+                    .flat_map(|c| z[(c * lf + first) * plane..(c * lf + done) * plane].to_vec())
+                    .collect();
+                let held = EncodedCondition {
+                    latents,
+                    latent_frames: shared,
+                    pixel_frames: (shared - 1) * temporal + 1,
+                    frame_index: 0,
+                    strength: opts.tiling.as_ref().map_or(1.0, |t| t.strength),
+                };
+                let grid = transformer::rope_grid(&self.vae_config, tc);
+                let start =
+                    condition::assemble(window_noise, layout, &grid, temporal, &[held], opts.seed)?;
+                (start, true)
+            };
+            if k == 0 {
+                events(Event::StageStarted(Stage::Denoising));
+            }
+            let out = self
+                .denoise(
+                    gpu,
+                    opts,
+                    &prompt,
+                    &start,
+                    layout,
+                    &schedule,
+                    conditioned,
+                    (k * schedule.len(), total_steps),
+                    events,
+                    cancel,
+                )
+                .await?;
+            // Shared frames: from the earlier window's to this one's.
+            let shared = done.saturating_sub(first);
+            for c in 0..channels {
+                for f in 0..frames {
+                    let dst = (c * lf + first + f) * plane;
+                    let src = (c * frames + f) * plane;
+                    let w = if f < shared {
+                        (f + 1) as f32 / (shared + 1) as f32
+                    } else {
+                        1.0
+                    };
+                    for j in 0..plane {
+                        z[dst + j] = (1.0 - w) * z[dst + j] + w * out[src + j];
+                    }
+                }
+            }
+            done = end;
+        }
+        events(Event::StageFinished {
+            stage: Stage::Denoising,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        Ok(z)
+    }
+
+    /// Decodes normalised latents `[C, F', H', W']` of `opts`' size.
+    pub async fn decode(
+        &self,
+        gpu: &Gpu,
+        opts: &GenerateOptions,
+        mut z: Vec<f32>,
+        events: &mut dyn FnMut(Event),
+        cancel: &Cancel,
+    ) -> Result<Video, PipelineError> {
+        let [lf, lh, lw] = opts
+            .size()
+            .latent(self.spatial_compression(), self.temporal_compression());
+        let channels = z.len() / (lf * lh * lw).max(1);
+        if channels * lf * lh * lw != z.len() || z.is_empty() {
+            return Err(PipelineError::Option(format!(
+                "{} latent values are not [C, {lf}, {lh}, {lw}]",
+                z.len()
+            )));
+        }
+        cancel.check()?;
+        let started = Instant::now();
+        events(Event::StageStarted(Stage::Decoding));
+        self.stats.denormalize(&mut z)?;
+        let timestep = if self.vae_config.timestep_conditioning {
+            let scale = opts.decode_noise_scale.unwrap_or(opts.decode_timestep);
+            if scale != 0.0 {
+                let noise = latents::noise(opts.seed, DECODE_NOISE_STREAM, z.len());
+                for (v, n) in z.iter_mut().zip(noise) {
+                    *v = (1.0 - scale) * *v + scale * n;
+                }
+            }
+            Some(opts.decode_timestep)
+        } else {
+            None
+        };
+        let z = gpu.upload(&z, &[channels, lf, lh, lw], self.act)?;
+        let video = self.vae.decode(gpu, &z, timestep)?;
+        let pixels = gpu.read(&video).await?;
+        let video = postprocess(&pixels, &video.shape, opts.frame_rate)?;
+        events(Event::StageFinished {
+            stage: Stage::Decoding,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        Ok(video)
+    }
+
+    /// Denoises one window from `start`; returns its video latents,
+    /// unpacked `[C, F', H', W']` (normalised). `steps`: the index of this
+    /// window's first step and the run's total, for progress.
+    #[allow(clippy::too_many_arguments)]
+    async fn denoise(
+        &self,
+        gpu: &Gpu,
+        opts: &GenerateOptions,
+        prompt: &Prompt,
+        start: &condition::Start,
+        layout: Layout,
+        schedule: &Schedule,
+        conditioned: bool,
+        (first_step, total): (usize, usize),
+        events: &mut dyn FnMut(Event),
+        cancel: &Cancel,
+    ) -> Result<Vec<f32>, PipelineError> {
+        let tc = &self.transformer_config;
+        let Layout {
             channels,
             dims: [lf, lh, lw],
             patch_t: pt,
             patch: p,
-        };
-        let start = self
-            .prepare_start(gpu, opts, noise, start_sigma, layout, events, cancel)
-            .await?;
-        let tokens = start.tokens.len() / tc.in_channels;
+        } = layout;
+        let batch = prompt.batch;
+        let cfg = batch == 2;
+        let feat = tc.in_channels;
+        let tokens = start.tokens.len() / feat;
         let extra = start.extra;
         let grid = transformer::rope_grid(&self.vae_config, tc);
         let coords = grid.fractional(&start.coords, opts.frame_rate);
@@ -388,10 +662,6 @@ impl LtxPipeline {
         let rope = self.transformer.rope(&mut step, &coords)?;
         step.submit()?;
 
-        // 2. Denoising: one submission per step.
-        let started = Instant::now();
-        events(Event::StageStarted(Stage::Denoising));
-        let feat = tc.in_channels;
         let latents = gpu.upload(&start.tokens, &[tokens, feat], self.act)?;
         let hard = if conditioned && opts.image_cond_noise_scale > 0.0 {
             condition::hard_runs(&start.mask)
@@ -404,9 +674,9 @@ impl LtxPipeline {
         let scratch = gpu.empty(&[4], DType::F32)?;
         let sigma_t = gpu.empty(&[tokens], DType::F32)?;
         let next_t = gpu.empty(&[tokens], DType::F32)?;
-        let total = schedule.len();
         for (i, &t) in schedule.timesteps.iter().enumerate() {
             cancel.check()?;
+            let index = first_step + i;
             // Queue writes land before this step's commands and after the
             // previous step's, so these buffers serve every step.
             let token_t = if conditioned {
@@ -425,7 +695,7 @@ impl LtxPipeline {
                 // to their start plus this step's noise.
                 let scale = opts.image_cond_noise_scale * (t / 1000.0) * (t / 1000.0);
                 let n: usize = hard.iter().map(|r| r.1).sum();
-                let noise = latents::noise(opts.seed, HARD_NOISE_STREAM + i as u32, n * feat);
+                let noise = latents::noise(opts.seed, HARD_NOISE_STREAM + index as u32, n * feat);
                 let mut used = 0;
                 for &(first, count) in &hard {
                     let init = &start.tokens[first * feat..(first + count) * feat];
@@ -454,9 +724,9 @@ impl LtxPipeline {
                     batch,
                     tokens,
                     timesteps: &timesteps,
-                    caption: &caption,
-                    caption_len: len,
-                    mask: &mask_bias,
+                    caption: &prompt.caption,
+                    caption_len: prompt.len,
+                    mask: &prompt.mask,
                     rope: &rope,
                 },
                 &model_out,
@@ -497,14 +767,14 @@ impl LtxPipeline {
             // only for the turnaround of one small submission.
             gpu.wait().await?;
             events(Event::Step {
-                index: i,
+                index,
                 total,
                 timestep: t,
             });
-            if opts.preview && i + 1 < total {
+            if opts.preview && index + 1 < total {
                 let packed = gpu.read(&latents).await?;
                 events(Event::Preview {
-                    index: i,
+                    index,
                     shape: [channels, lf, lh, lw],
                     latents: latents::unpack(
                         &packed[extra * feat..],
@@ -517,38 +787,13 @@ impl LtxPipeline {
             }
         }
         let packed = gpu.read(&latents).await?;
-        events(Event::StageFinished {
-            stage: Stage::Denoising,
-            seconds: started.elapsed().as_secs_f64(),
-        });
-
-        // 3. Decode.
-        cancel.check()?;
-        let started = Instant::now();
-        events(Event::StageStarted(Stage::Decoding));
-        let mut z = latents::unpack(&packed[extra * feat..], channels, [lf, lh, lw], pt, p);
-        self.stats.denormalize(&mut z)?;
-        let timestep = if self.vae_config.timestep_conditioning {
-            let scale = opts.decode_noise_scale.unwrap_or(opts.decode_timestep);
-            if scale != 0.0 {
-                let noise = latents::noise(opts.seed, DECODE_NOISE_STREAM, z.len());
-                for (v, n) in z.iter_mut().zip(noise) {
-                    *v = (1.0 - scale) * *v + scale * n;
-                }
-            }
-            Some(opts.decode_timestep)
-        } else {
-            None
-        };
-        let z = gpu.upload(&z, &[channels, lf, lh, lw], self.act)?;
-        let video = self.vae.decode(gpu, &z, timestep)?;
-        let pixels = gpu.read(&video).await?;
-        let video = postprocess(&pixels, &video.shape, opts.frame_rate)?;
-        events(Event::StageFinished {
-            stage: Stage::Decoding,
-            seconds: started.elapsed().as_secs_f64(),
-        });
-        Ok(video)
+        Ok(latents::unpack(
+            &packed[extra * feat..],
+            channels,
+            [lf, lh, lw],
+            pt,
+            p,
+        ))
     }
 
     /// The packed tokens a run starts from: the noise (or, for
@@ -698,4 +943,27 @@ pub fn postprocess(pixels: &[f32], shape: &[usize], fps: f64) -> Result<Video, P
         width: w,
         fps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::temporal_windows;
+
+    #[test]
+    fn windows_cover_the_clip_with_their_overlap() {
+        assert_eq!(temporal_windows(3, 4, 1), vec![(0, 3)]);
+        assert_eq!(temporal_windows(6, 3, 1), vec![(0, 3), (2, 5), (3, 6)]);
+        assert_eq!(
+            temporal_windows(10, 4, 2),
+            vec![(0, 4), (2, 6), (4, 8), (6, 10)]
+        );
+        // 61 latent frames (10 s at 24 fps, 4x in time) in windows of 7
+        // sharing 2: every frame covered, neighbours share at least 2.
+        let w = temporal_windows(61, 7, 2);
+        assert_eq!((w[0].0, w.last().unwrap().1), (0, 61));
+        for p in w.windows(2) {
+            assert!(p[1].0 + 2 <= p[0].1 && p[1].0 > p[0].0, "{p:?}");
+            assert_eq!(p[1].1 - p[1].0, 7);
+        }
+    }
 }

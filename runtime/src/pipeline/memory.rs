@@ -35,9 +35,42 @@ impl MemoryEstimate {
         act: DType,
         weights: u64,
     ) -> MemoryEstimate {
+        Self::ltx_windowed(
+            text,
+            transformer,
+            vae,
+            size,
+            None,
+            max_sequence_length,
+            batch,
+            act,
+            weights,
+        )
+    }
+
+    /// As [`MemoryEstimate::ltx`], with the transformer denoising windows of
+    /// `window` pixel frames at a time (temporal tiling); the VAE still
+    /// decodes the whole clip.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ltx_windowed(
+        text: &T5Config,
+        transformer: &TransformerConfig,
+        vae: &VaeConfig,
+        size: VideoSize,
+        window: Option<usize>,
+        max_sequence_length: usize,
+        batch: usize,
+        act: DType,
+        weights: u64,
+    ) -> MemoryEstimate {
         let a = act.size() as u64;
         let (spatial, temporal) = (vae.spatial_compression(), vae.temporal_compression());
         let [lf, lh, lw] = size.latent(spatial, temporal);
+        let transformer_frames = VideoSize {
+            frames: window.unwrap_or(size.frames).min(size.frames),
+            ..size
+        }
+        .latent(spatial, temporal)[0];
         let b = batch as u64;
         // T5 in f32: hidden, norm, q/k/v, attention, the two FFN halves.
         let l = max_sequence_length as u64;
@@ -46,7 +79,7 @@ impl MemoryEstimate {
         let t5_largest = t5_rows * text.d_ff as u64 * 4;
         // Transformer: tokens x (hidden, norm, q, k, v, attention, out,
         // residual) + the 4x FFN + f32 RoPE tables + the 6 D modulation.
-        let tokens = (lf * lh * lw) as u64
+        let tokens = (transformer_frames * lh * lw) as u64
             / (transformer.patch_size_t * transformer.patch_size.pow(2)) as u64;
         let rows = b * tokens;
         let d = transformer.inner_dim() as u64;

@@ -19,7 +19,7 @@ use crate::models::ModelError;
 use crate::sched::SchedulerError;
 
 pub use condition::{Condition, Fit, Frames, VideoInput};
-pub use ltx::{GenerateOptions, LtxPipeline};
+pub use ltx::{GenerateOptions, LtxPipeline, Tiling, temporal_windows};
 pub use memory::MemoryEstimate;
 pub use size::{VideoSize, snap};
 
