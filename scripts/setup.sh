@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WASM_BINDGEN_VERSION=0.2.130 # must equal the wasm-bindgen crate in Cargo.lock
-APT_PACKAGES=(mesa-vulkan-drivers libvulkan1 chromium chromium-driver ffmpeg)
+APT_PACKAGES=(mesa-vulkan-drivers libvulkan1 chromium chromium-driver ffmpeg pkg-config libvpx-dev)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -268,6 +268,59 @@ fn readme_main_command_writes_the_demo_models_clip() -> Result<()> {
     Ok(())
 }
 
+/// `.webm`: VP9 in WebM, from the demo model (smooth frames, so the codec
+/// is judged on RGB): ffprobe's codec, size, frame count and duration, and
+/// the decoded frames against `--frames-out`.
+#[test]
+fn webm_output_is_vp9_matching_its_frames() -> Result<()> {
+    if gpu().is_none() || tools().is_none() {
+        return Ok(());
+    }
+    let tmp = tempfile::tempdir()?;
+    let clip = tmp.path().join("clip.webm");
+    let frames = tmp.path().join("frames.safetensors");
+    run_ok(
+        Command::new(binary()?)
+            .args(["generate", "--prompt", "a blue square slides to the left"])
+            .args(["--seed", "3", "--steps", "4"])
+            .arg("--out")
+            .arg(&clip)
+            .arg("--frames-out")
+            .arg(&frames),
+    )?;
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_streams",
+            "-show_format",
+        ])
+        .args(["-of", "json"])
+        .arg(&clip)
+        .output()?;
+    ensure!(out.status.success(), "ffprobe rejected the WebM");
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let s = &info["streams"][0];
+    assert_eq!(s["codec_name"], "vp9");
+    assert_eq!(s["pix_fmt"], "yuv420p");
+    assert_eq!(info["format"]["format_name"], "matroska,webm");
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(128), Some(128))
+    );
+    assert_eq!(s["nb_read_frames"].as_str(), Some("25"));
+    let duration: f64 = info["format"]["duration"].as_str().unwrap_or("0").parse()?;
+    assert!((duration - 25.0 / 24.0).abs() < 0.01, "duration {duration}");
+    let (_, want) = read_frames(&frames)?;
+    let got = decode(&clip, "rgb24")?;
+    assert_eq!(got.len(), want.len());
+    let db = psnr(&got, &want);
+    eprintln!("WebM (VP9) vs --frames-out: RGB {db:.1} dB");
+    assert!(db >= 30.0, "WebM vs frames-out {db:.1} dB");
+    Ok(())
+}
+
 /// What README's main command should show: a green object moving right,
 /// measured by the evaluation's analysis of the raw frames.
 #[test]

@@ -69,7 +69,7 @@ pub struct GenerateArgs {
     /// Noise mixed into the latents before decoding [default: the decode timestep]
     #[arg(long)]
     decode_noise_scale: Option<f32>,
-    /// The clip: .mp4 (H.264), .gif, or a folder of PNG frames (no extension)
+    /// The clip: .mp4 (H.264), .webm (VP9), .gif, or a folder of PNG frames (no extension)
     #[arg(long, default_value = "clip.mp4")]
     out: PathBuf,
     /// Also write the raw frames: safetensors `frames`, f32 [F, H, W, 3] in [0, 1]
@@ -242,12 +242,11 @@ pub(crate) fn write_clip(video: &Video, path: &Path) -> Result<()> {
     match ext.as_deref() {
         Some("mp4") => framecast::video::mp4::write_file(&clip, path)?,
         Some("gif") => framecast::video::gif::write_file(&clip, path)?,
-        Some("webm") => bail!(
-            "WebM output is not available natively yet (no well-kept VP9 encoder crate); \
-             use .mp4, .gif or a folder name for PNG frames"
-        ),
+        Some("webm") => framecast::video::webm::write_file(&clip, path)?,
         None => framecast::video::png::write_dir(&clip, path)?,
-        Some(other) => bail!("unknown output type .{other}: use .mp4, .gif or a folder name"),
+        Some(other) => {
+            bail!("unknown output type .{other}: use .mp4, .webm, .gif or a folder name")
+        }
     }
     Ok(())
 }

@@ -44,7 +44,7 @@ pub struct StoryboardArgs {
     /// A bundle folder or an https URL [default: the file's `model`, else the demo model]
     #[arg(long)]
     model: Option<String>,
-    /// The joined video: .mp4, .gif or a folder of PNG frames
+    /// The joined video: .mp4, .webm, .gif or a folder of PNG frames
     #[arg(long, default_value = "storyboard.mp4")]
     out: PathBuf,
     /// Also write each shot as it was generated, into this folder (shot-1.mp4, ...)

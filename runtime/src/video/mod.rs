@@ -10,6 +10,8 @@ pub mod input;
 pub mod mp4;
 #[cfg(all(feature = "video", not(target_arch = "wasm32")))]
 pub mod png;
+#[cfg(all(feature = "video", not(target_arch = "wasm32")))]
+pub mod webm;
 
 use thiserror::Error;
 
@@ -25,7 +27,7 @@ pub enum VideoError {
         width: u32,
         height: u32,
     },
-    #[error("H.264 needs even width and height, got {width}x{height}")]
+    #[error("H.264 and VP9 need even width and height, got {width}x{height}")]
     OddSize { width: u32, height: u32 },
     #[error("frame rate must be positive and at most 240, got {0}")]
     BadFps(f64),
