@@ -24,7 +24,7 @@ function showError(err) {
   const box = $("error");
   const advice = {
     "too-large": "Try a smaller size or fewer seconds.",
-    lost: "The GPU was reset (driver update, sleep or a crash). Press Load to start again.",
+    lost: "Press Load: the model comes back from this browser's cache, and the clips of this visit stay.",
     network: "Check the connection and press Load again; finished shards are kept.",
     integrity: "A downloaded file was damaged and was not kept. Press Load to fetch it again.",
     webgpu: "This browser cannot run WebGPU here.",
@@ -393,4 +393,6 @@ function wire() {
 }
 
 wire();
+// For the end-to-end tests: the page's recovery from a lost device.
+window.__framecastPage = { loseDevice: () => state.fc?.loseDevice() };
 if (await checkCapabilities()) await load();

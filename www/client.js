@@ -91,6 +91,12 @@ export class Framecast {
     });
   }
 
+  /** Destroys the worker's GPU device, as a driver reset would (for tests
+   * of the recovery path); the next call rejects with kind "lost". */
+  loseDevice() {
+    this.worker.postMessage({ type: "loseDevice" });
+  }
+
   terminate() {
     this.worker.terminate();
   }

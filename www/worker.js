@@ -1,6 +1,6 @@
 // The runtime in a dedicated worker, so the page never freezes. Messages:
 //   in:  {type: "load", url, f32}            {type: "generate", id, options}
-//        {type: "cancel"}
+//        {type: "cancel"}                   {type: "loseDevice"} (tests: as a driver reset)
 //   out: {type: "download", ...progress}      {type: "loaded", info, seconds, download}
 //        {type: "event", id, event}           {type: "preview", id, index, width, height, rgba}
 //        {type: "result", id, width, height, frames, fps, seed, pixels, video, mime, ext}
@@ -74,6 +74,8 @@ self.onmessage = async ({ data }) => {
       await generate(data.id, data.options);
     } else if (data.type === "cancel") {
       session?.cancel();
+    } else if (data.type === "loseDevice") {
+      session?.loseDevice();
     }
   } catch (e) {
     const error = asError(e);

@@ -304,6 +304,20 @@ test("the demo site generates, caches, recovers and cancels in a real browser", 
   console.log(`storyboard, browser vs framecast storyboard: PSNR ${dbFilm.toFixed(1)} dB (bar 40)`);
   assert.ok(dbFilm >= 40, `storyboard PSNR ${dbFilm.toFixed(1)} dB < 40`);
 
+  // 3d. A lost device (destroyed as a driver reset would): a clear error
+  // that says to load again, and after Load a clip is made again.
+  await page.evaluate(() => window.__framecastPage.loseDevice());
+  await page.click("#generate");
+  assert.equal(await waitState(page, ["done", "error"]), "error");
+  const lostMessage = await page.locator("#error").textContent();
+  console.log(`lost device: ${lostMessage}`);
+  assert.equal(await page.locator("#error").getAttribute("data-kind"), "lost", lostMessage);
+  assert.match(lostMessage, /Press Load/);
+  await page.click("#load");
+  assert.equal(await waitState(page, ["ready", "error"]), "ready", await page.locator("#error").textContent());
+  await page.click("#generate");
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.locator("#error").textContent());
+
   // 4. A second visit loads from the cache: no shard requests at all.
   const before = proxy.stats.shards;
   await page.reload();
@@ -341,4 +355,28 @@ test("the demo site generates, caches, recovers and cancels in a real browser", 
   assert.equal(await waitState(p3, ["ready", "error"]), "ready", await p3.locator("#error").textContent());
   assert.ok(proxy.stats.ranges > ranges, "the cut shard was resumed with a Range request");
   await c3.close();
+
+  // 7. Storage quota too small for the model (Chromium's quota override):
+  // a clear message, generation still works, and the next visit downloads
+  // again rather than failing.
+  const c4 = await browser.newContext();
+  const p4 = await c4.newPage();
+  watch(p4);
+  const cdp = await c4.newCDPSession(p4);
+  await cdp.send("Storage.overrideQuotaForOrigin", { origin: new URL(proxy.url).origin, quotaSize: 4096 });
+  const firstVisit = proxy.stats.shards;
+  await p4.goto(pageUrl(proxy.url));
+  assert.equal(await waitState(p4, ["ready", "error"]), "ready", await p4.locator("#error").textContent());
+  const warning = await p4.locator("#error").textContent();
+  console.log(`storage quota exceeded: ${warning}`);
+  assert.match(warning, /would not store the model/);
+  assert.equal(await p4.locator("#error").getAttribute("data-kind"), "storage");
+  await p4.click("#generate");
+  assert.equal(await waitState(p4, ["done", "error"]), "done", await p4.locator("#error").textContent());
+  const secondVisit = proxy.stats.shards;
+  assert.equal(secondVisit - firstVisit, manifest.shards.length, "every shard downloaded once");
+  await p4.reload();
+  assert.equal(await waitState(p4, ["ready", "error"]), "ready", await p4.locator("#error").textContent());
+  assert.equal(proxy.stats.shards - secondVisit, manifest.shards.length, "nothing was stored, so the next visit downloads again");
+  await c4.close();
 });

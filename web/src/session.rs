@@ -484,4 +484,12 @@ impl Session {
     pub fn cancel(&self) {
         self.inner.cancel.cancel();
     }
+
+    /// Destroys the GPU device, as a driver reset or a GPU process crash
+    /// would: later calls reject with kind `lost`. It lets the page's
+    /// recovery be tested without waiting for a real loss.
+    #[wasm_bindgen(js_name = loseDevice)]
+    pub fn lose_device(&self) {
+        self.inner.gpu.destroy();
+    }
 }

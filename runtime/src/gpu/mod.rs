@@ -137,6 +137,12 @@ impl Gpu {
         self.pool.clear();
     }
 
+    /// Destroys the device as a driver reset would: every later call fails
+    /// with [`GpuError::Lost`]. For exercising recovery (the page's tests).
+    pub fn destroy(&self) {
+        self.device.destroy();
+    }
+
     /// A short human-readable line: adapter, backend, device type.
     pub fn describe(&self) -> String {
         format!(
