@@ -4,7 +4,7 @@
 // <body data-state> (starting, loading, ready, generating, done, error)
 // for people and for the end-to-end tests alike.
 import { Framecast, capabilities } from "./client.js";
-import { readSource } from "./source.js";
+import { openCamera, readSource, takePicture } from "./source.js";
 import { createStoryboard } from "./storyboard.js";
 
 const $ = (id) => document.getElementById(id);
@@ -309,22 +309,53 @@ function renderHistory() {
   $("history-card").hidden = state.clips.length === 0;
 }
 
+function useSource(src, name) {
+  if (state.source?.url) URL.revokeObjectURL(state.source.url);
+  state.source = { ...src, id: ++state.sources };
+  $("source-thumb").src = src.kind === "image" ? src.url : "";
+  $("source-thumb").hidden = src.kind !== "image";
+  $("source-name").textContent = `${name} (${src.kind === "image" ? "first frame" : `${src.frames} frames, re-imagined`})`;
+  $("source-strength-label").textContent = src.kind === "image" ? "Hold" : "Change";
+  $("source-strength").value = src.kind === "image" ? 1 : 0.6;
+  $("source-strength-value").textContent = Number($("source-strength").value).toFixed(2);
+  $("source-chosen").hidden = false;
+  $("source-hint").hidden = true;
+}
+
+function closeCamera() {
+  const view = $("camera-view");
+  for (const track of view.srcObject?.getTracks() ?? []) track.stop();
+  view.srcObject = null;
+  $("camera").hidden = true;
+}
+
+async function startCamera() {
+  clearError();
+  try {
+    $("camera-view").srcObject = await openCamera();
+    $("camera").hidden = false;
+  } catch (err) {
+    showError({ kind: "camera", message: err.message });
+  }
+}
+
+async function takeCameraPicture() {
+  try {
+    const src = await takePicture($("camera-view"), Number($("resolution").value));
+    closeCamera();
+    useSource(src, "camera");
+  } catch (err) {
+    showError({ kind: "camera", message: err.message });
+  }
+}
+
 async function chooseSource(file) {
   clearError();
   try {
     const fps = Number($("fps").value);
     const frames = Math.round(Number($("seconds").value) * fps) + 1;
     const src = await readSource(file, Number($("resolution").value), fps, frames);
-    if (state.source?.url) URL.revokeObjectURL(state.source.url);
-    state.source = { ...src, id: ++state.sources };
-    $("source-thumb").src = src.kind === "image" ? src.url : "";
-    $("source-thumb").hidden = src.kind !== "image";
-    $("source-name").textContent = `${file.name} (${src.kind === "image" ? "first frame" : `${src.frames} frames, re-imagined`})`;
-    $("source-strength-label").textContent = src.kind === "image" ? "Hold" : "Change";
-    $("source-strength").value = src.kind === "image" ? 1 : 0.6;
-    $("source-strength-value").textContent = Number($("source-strength").value).toFixed(2);
-    $("source-chosen").hidden = false;
-    $("source-hint").hidden = true;
+    useSource(src, file.name);
   } catch (err) {
     showError({ kind: "invalid", message: err.message ?? String(err) });
   }
@@ -342,6 +373,9 @@ function wire() {
   $("source-pick").onclick = () => $("source-file").click();
   $("source-file").onchange = () => $("source-file").files[0] && chooseSource($("source-file").files[0]);
   $("source-clear").onclick = clearSource;
+  $("source-camera").onclick = startCamera;
+  $("camera-take").onclick = takeCameraPicture;
+  $("camera-close").onclick = closeCamera;
   $("source-strength").oninput = () => ($("source-strength-value").textContent = Number($("source-strength").value).toFixed(2));
   const zone = $("source-zone");
   zone.addEventListener("dragover", (e) => {
@@ -394,5 +428,9 @@ function wire() {
 
 wire();
 // For the end-to-end tests: the page's recovery from a lost device.
-window.__framecastPage = { loseDevice: () => state.fc?.loseDevice() };
+window.__framecastPage = {
+  loseDevice: () => state.fc?.loseDevice(),
+  // The chosen picture as the PNG the page holds (camera pictures).
+  sourcePng: async () => (state.source?.png ? Array.from(new Uint8Array(await state.source.png.arrayBuffer())) : null),
+};
 if (await checkCapabilities()) await load();

@@ -1,5 +1,6 @@
 // A picture or clip the visitor starts from, read into RGBA pixels for the
-// worker: {kind: "image" | "video", data, width, height, frames, url}.
+// worker: {kind: "image" | "video", data, width, height, frames, url}; or
+// a picture taken with the camera.
 // Scaled so the short side is `shortSide` (the runtime fits it to the
 // video's exact size, crop or pad); a clip is sampled at `fps` for at most
 // `maxFrames` frames through a <video> element.
@@ -54,4 +55,30 @@ export function readSource(file, shortSide, fps, maxFrames) {
   if (file.type.startsWith("image/")) return readPicture(file, shortSide);
   if (file.type.startsWith("video/")) return readClip(file, shortSide, fps, maxFrames);
   return Promise.reject(new Error(`${file.name}: drop a picture (PNG, JPEG) or a clip (MP4, WebM)`));
+}
+
+/** The camera's stream (the page shows it before the picture is taken). */
+export async function openCamera() {
+  if (!navigator.mediaDevices?.getUserMedia) throw new Error("this browser offers no camera to pages");
+  try {
+    return await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 }, height: { ideal: 720 } }, audio: false });
+  } catch (e) {
+    const why = {
+      NotAllowedError: "the camera was not allowed (check the site's permissions)",
+      NotFoundError: "no camera is attached",
+      NotReadableError: "the camera is in use by another program",
+    }[e.name];
+    throw new Error(why ?? `the camera could not start (${e.message})`);
+  }
+}
+
+/** The frame a playing camera <video> shows now, as a picture source. */
+export async function takePicture(video, shortSide) {
+  if (!video.videoWidth) throw new Error("the camera has not shown a picture yet");
+  const [w, h] = scaledSize(video.videoWidth, video.videoHeight, shortSide);
+  const data = draw(video, w, h);
+  const canvas = new OffscreenCanvas(w, h);
+  canvas.getContext("2d").putImageData(new ImageData(new Uint8ClampedArray(data), w, h), 0, 0);
+  const png = await canvas.convertToBlob({ type: "image/png" });
+  return { kind: "image", data, width: w, height: h, frames: 1, url: URL.createObjectURL(png), png };
 }

@@ -16,6 +16,9 @@ export const CHROMIUM_ARGS = [
   "--enable-unsafe-webgpu",
   "--use-webgpu-adapter=swiftshader",
   "--enable-features=Vulkan",
+  // A fake camera (a moving test pattern), allowed without a prompt.
+  "--use-fake-device-for-media-stream",
+  "--use-fake-ui-for-media-stream",
 ];
 
 export function chromiumPath() {

@@ -253,6 +253,31 @@ test("the demo site generates, caches, recovers and cancels in a real browser", 
   await page.screenshot({ path: path.join(shots, "image-to-video.png"), fullPage: true });
   await page.click("#source-clear");
 
+  // 3b'. The first frame from the camera (Chromium's fake camera, a moving
+  // test pattern): the page's clip equals the CLI's from the same picture.
+  await page.click("#source-camera");
+  await page.waitForFunction(() => document.getElementById("camera-view").readyState >= 2, null, { timeout: 60_000 });
+  await page.screenshot({ path: path.join(shots, "camera.png"), fullPage: true });
+  await page.click("#camera-take");
+  await page.waitForSelector("#source-chosen:not([hidden])");
+  assert.match(await page.locator("#source-name").textContent(), /camera/);
+  assert.ok(await page.locator("#camera").isHidden(), "the camera closes once the picture is taken");
+  const cameraPng = await page.evaluate(() => window.__framecastPage.sourcePng());
+  assert.ok(cameraPng?.length > 0, "the camera picture");
+  const cameraPicture = path.join(work, "camera.png");
+  writeFileSync(cameraPicture, Buffer.from(cameraPng));
+  await page.click("#generate");
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.locator("#error").textContent());
+  const fromCamera = await page.evaluate(() => Array.from(window.__framecast.last.pixels));
+  const cameraOut = path.join(work, "cli-camera.safetensors");
+  execFileSync(bin, ["generate", "--model", bundle, "--prompt", CLIP.prompt, "--seed", String(CLIP.seed), "--steps", String(CLIP.steps),
+    "--guidance", String(CLIP.guidance), "--width", String(CLIP.width), "--height", String(CLIP.height), "--frames", String(CLIP.frames),
+    "--fps", String(CLIP.fps), "--f32", "--image", cameraPicture, "--out", path.join(work, "cli-camera.gif"), "--frames-out", cameraOut], { stdio: "inherit" });
+  const dbCamera = psnr(readFrames(cameraOut), fromCamera);
+  console.log(`camera picture, browser vs framecast generate --image: PSNR ${dbCamera.toFixed(1)} dB (bar 40)`);
+  assert.ok(dbCamera >= 40, `camera PSNR ${dbCamera.toFixed(1)} dB < 40`);
+  await page.click("#source-clear");
+
   // 3c. The storyboard view: three shots (the second continues the first,
   // the third starts afresh and cross-fades in), exported as one film: the
   // film `framecast storyboard` makes from the same board.
