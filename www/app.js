@@ -135,7 +135,9 @@ function options() {
   if (neg) o.negativePrompt = neg;
   const src = state.source;
   if (src?.kind === "image") {
-    o.image = { data: src.data, width: src.width, height: src.height };
+    const picture = { data: src.data, width: src.width, height: src.height };
+    if ($("source-at").value === "last") o.keyframes = [{ ...picture, frame: -1 }];
+    else o.image = picture;
     o.imageStrength = Number($("source-strength").value);
     o.fit = $("source-fit").value;
   } else if (src?.kind === "video") {
@@ -314,7 +316,8 @@ function useSource(src, name) {
   state.source = { ...src, id: ++state.sources };
   $("source-thumb").src = src.kind === "image" ? src.url : "";
   $("source-thumb").hidden = src.kind !== "image";
-  $("source-name").textContent = `${name} (${src.kind === "image" ? "first frame" : `${src.frames} frames, re-imagined`})`;
+  $("source-name").textContent = `${name}${src.kind === "image" ? "" : ` (${src.frames} frames, re-imagined)`}`;
+  $("source-at").hidden = src.kind !== "image";
   $("source-strength-label").textContent = src.kind === "image" ? "Hold" : "Change";
   $("source-strength").value = src.kind === "image" ? 1 : 0.6;
   $("source-strength-value").textContent = Number($("source-strength").value).toFixed(2);

@@ -251,6 +251,21 @@ test("the demo site generates, caches, recovers and cancels in a real browser", 
   assert.ok(dbI2v >= 40, `image-to-video PSNR ${dbI2v.toFixed(1)} dB < 40`);
   assert.ok(psnr(cliI2v, got.pixels) < 40, "the picture changed nothing");
   await page.screenshot({ path: path.join(shots, "image-to-video.png"), fullPage: true });
+
+  // The same picture as the last frame: the CLI's --keyframe at the last index.
+  await page.selectOption("#source-at", "last");
+  await page.click("#generate");
+  assert.equal(await waitState(page, ["done", "error"]), "done", await page.locator("#error").textContent());
+  const atEnd = await page.evaluate(() => Array.from(window.__framecast.last.pixels));
+  const endOut = path.join(work, "cli-end.safetensors");
+  execFileSync(bin, ["generate", "--model", bundle, "--prompt", CLIP.prompt, "--seed", String(CLIP.seed), "--steps", String(CLIP.steps),
+    "--guidance", String(CLIP.guidance), "--width", String(CLIP.width), "--height", String(CLIP.height), "--frames", String(CLIP.frames),
+    "--fps", String(CLIP.fps), "--f32", "--keyframe", `${CLIP.frames - 1}:${picture}`, "--out", path.join(work, "cli-end.gif"), "--frames-out", endOut], { stdio: "inherit" });
+  const dbEnd = psnr(readFrames(endOut), atEnd);
+  console.log(`picture as the last frame, browser vs framecast generate --keyframe: PSNR ${dbEnd.toFixed(1)} dB (bar 40); vs as the first ${psnr(atEnd, i2v).toFixed(1)} dB`);
+  assert.ok(dbEnd >= 40, `last-frame PSNR ${dbEnd.toFixed(1)} dB < 40`);
+  assert.ok(psnr(atEnd, i2v) < 40, "first and last frame conditioning made the same clip");
+  await page.selectOption("#source-at", "first");
   await page.click("#source-clear");
 
   // 3b'. The first frame from the camera (Chromium's fake camera, a moving

@@ -171,9 +171,40 @@ fn js_frames(options: &JsValue, key: &str) -> Result<Option<Frames>, JsValue> {
     let Ok(v) = Reflect::get(options, &key.into()) else {
         return Ok(None);
     };
+    frames_of(&v, key)
+}
+
+/// `keyframes: [{data, width, height, frames?, frame}]`: pictures or clips
+/// pinned at `frame` (negative counts from the end: -1 is the last frame).
+fn js_keyframes(options: &JsValue) -> Result<Vec<(Frames, i64)>, JsValue> {
+    let Ok(list) = Reflect::get(options, &"keyframes".into()) else {
+        return Ok(Vec::new());
+    };
+    if list.is_undefined() || list.is_null() {
+        return Ok(Vec::new());
+    }
+    let list: js_sys::Array = list
+        .dyn_into()
+        .map_err(|_| error_object("invalid", "keyframes: expected an array", &[]))?;
+    let mut out = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let what = format!("keyframes[{i}]");
+        let frame = Reflect::get(&item, &"frame".into())
+            .ok()
+            .and_then(|f| f.as_f64())
+            .ok_or_else(|| error_object("invalid", &format!("{what}: needs frame"), &[]))?;
+        if let Some(f) = frames_of(&item, &what)? {
+            out.push((f, frame as i64));
+        }
+    }
+    Ok(out)
+}
+
+fn frames_of(v: &JsValue, key: &str) -> Result<Option<Frames>, JsValue> {
     if v.is_undefined() || v.is_null() {
         return Ok(None);
     }
+    let v = v.clone();
     let bad = |m: &str| error_object("invalid", &format!("{key}: {m}"), &[]);
     let num = |k: &str| {
         Reflect::get(&v, &k.into())
@@ -308,9 +339,10 @@ impl Session {
                 .map(|a| a.to_vec());
             let image = js_frames(&options, "image")?;
             let clip = js_frames(&options, "video")?;
+            let keyframes = js_keyframes(&options)?;
             // The rest as JSON, without the pixel arrays.
             let plain = Object::assign(&Object::new(), &options.clone().into());
-            for key in ["image", "video", "latents"] {
+            for key in ["image", "video", "latents", "keyframes"] {
                 let _ = Reflect::delete_property(&plain, &key.into());
             }
             let json = js_sys::JSON::stringify(&plain)
@@ -364,7 +396,7 @@ impl Session {
                 }
             }
             let size = resolved.size;
-            let conditions: Vec<Condition> = image
+            let mut conditions: Vec<Condition> = image
                 .map(|f| Condition {
                     frames: f.fit(size.width, size.height, fit),
                     frame_index: 0,
@@ -372,6 +404,24 @@ impl Session {
                 })
                 .into_iter()
                 .collect();
+            for (f, at) in keyframes {
+                let index = if at < 0 { size.frames as i64 + at } else { at };
+                if index < 0 || index >= size.frames as i64 {
+                    return Err(error_object(
+                        "invalid",
+                        &format!(
+                            "a keyframe at frame {at} is outside the clip's {} frames",
+                            size.frames
+                        ),
+                        &[],
+                    ));
+                }
+                conditions.push(Condition {
+                    frames: f.fit(size.width, size.height, fit),
+                    frame_index: index as usize,
+                    strength: o.image_strength.unwrap_or(1.0),
+                });
+            }
             let video_input = clip.map(|c| VideoInput {
                 frames: c.fit(size.width, size.height, fit),
                 denoise_strength: o.denoise_strength.unwrap_or(0.6),
