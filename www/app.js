@@ -121,18 +121,11 @@ function applyDefaults(d) {
 function options() {
   if (!$("seed-lock").checked) $("seed").value = Math.floor(Math.random() * 1e9);
   const o = {
+    ...sharedSettings(),
     prompt: $("prompt").value.trim(),
-    aspect: state.aspect,
-    resolution: Number($("resolution").value),
     seconds: Number($("seconds").value),
-    fps: Number($("fps").value),
-    steps: Number($("steps").value),
-    guidance: Number($("guidance").value),
     seed: Number($("seed").value),
-    preview: $("live-preview").checked,
   };
-  const neg = $("negative").value.trim();
-  if (neg) o.negativePrompt = neg;
   const src = state.source;
   if (src?.kind === "image") {
     const picture = { data: src.data, width: src.width, height: src.height };
@@ -145,9 +138,10 @@ function options() {
     o.denoiseStrength = Number($("source-strength").value);
     o.fit = $("source-fit").value;
   }
-  for (const k of ["width", "height", "frames"]) if (params.has(k)) o[k] = Number(params.get(k));
-  if (params.has("frames")) delete o.seconds;
-  if (params.has("width")) delete o.aspect;
+  if (params.has("frames")) {
+    o.frames = Number(params.get("frames"));
+    delete o.seconds;
+  }
   return o;
 }
 
@@ -224,8 +218,8 @@ async function generate() {
   }
 }
 
-/** What every shot of the storyboard shares: the page's size and sampling. */
-function shotSettings() {
+/** The page's size and sampling: what every clip and storyboard shot shares. */
+function sharedSettings() {
   const o = {
     aspect: state.aspect,
     resolution: Number($("resolution").value),
@@ -408,7 +402,7 @@ function wire() {
   $("load").onclick = load;
   state.board = createStoryboard($("board"), {
     render: produce,
-    settings: shotSettings,
+    settings: sharedSettings,
     temporal: () => state.loaded?.info.temporalCompression ?? 8,
     onFilm: showFilm,
     onError: (e) => showError(e),

@@ -147,6 +147,24 @@ fn main() -> Result<()> {
             d.frames.unwrap_or(25),
             gpu.describe()
         );
+        // The model's own clip: its size, length, rate and sampling.
+        let options = |prompt: &str, seed: u64| GenerateOptions {
+            prompt: prompt.into(),
+            width,
+            height,
+            num_frames: d.frames.unwrap_or(25),
+            frame_rate: d.fps.unwrap_or(24.0),
+            num_inference_steps: steps,
+            timesteps: if args.steps.is_some() {
+                None
+            } else {
+                d.timesteps.clone()
+            },
+            guidance_scale: guidance,
+            seed,
+            decode_timestep: DEFAULT_DECODE_TIMESTEP,
+            ..GenerateOptions::default()
+        };
         let templates = shape_templates();
         if args.image_to_video {
             let seeds = args.limit.unwrap_or(16);
@@ -172,26 +190,12 @@ fn main() -> Result<()> {
                 );
                 let picture = render(width, height, &[circle], backgrounds[i % backgrounds.len()]);
                 let opts = GenerateOptions {
-                    prompt: prompt.into(),
-                    width,
-                    height,
-                    num_frames: d.frames.unwrap_or(25),
-                    frame_rate: d.fps.unwrap_or(24.0),
-                    num_inference_steps: steps,
-                    timesteps: if args.steps.is_some() {
-                        None
-                    } else {
-                        d.timesteps.clone()
-                    },
-                    guidance_scale: guidance,
-                    seed,
-                    decode_timestep: DEFAULT_DECODE_TIMESTEP,
                     conditions: vec![Condition {
                         frames: Frames::new(picture.clone(), 1, height, width)?,
                         frame_index: 0,
                         strength: 1.0,
                     }],
-                    ..GenerateOptions::default()
+                    ..options(prompt, seed)
                 };
                 let video = pipe
                     .generate(&gpu, &opts, &mut |_| {}, &Cancel::new())
@@ -236,23 +240,7 @@ fn main() -> Result<()> {
         let started = Instant::now();
         for (i, p) in prompts.iter().enumerate() {
             let seed = args.seed + i as u64;
-            let opts = GenerateOptions {
-                prompt: p.prompt.clone(),
-                width,
-                height,
-                num_frames: d.frames.unwrap_or(25),
-                frame_rate: d.fps.unwrap_or(24.0),
-                num_inference_steps: steps,
-                timesteps: if args.steps.is_some() {
-                    None
-                } else {
-                    d.timesteps.clone()
-                },
-                guidance_scale: guidance,
-                seed,
-                decode_timestep: DEFAULT_DECODE_TIMESTEP,
-                ..GenerateOptions::default()
-            };
+            let opts = options(&p.prompt, seed);
             let video = pipe
                 .generate(&gpu, &opts, &mut |_| {}, &Cancel::new())
                 .await?;

@@ -113,6 +113,14 @@ function readFrames(file) {
   return new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.length));
 }
 
+/** `framecast generate` of CLIP with `extra` flags, raw frames to `framesOut`. */
+function cliClip(bundle, framesOut, extra = []) {
+  const c = CLIP;
+  execFileSync(bin, ["generate", "--model", bundle, "--prompt", c.prompt, "--seed", String(c.seed), "--steps", String(c.steps),
+    "--guidance", String(c.guidance), "--width", String(c.width), "--height", String(c.height), "--frames", String(c.frames),
+    "--fps", String(c.fps), "--f32", ...extra, "--out", framesOut.replace(/\.safetensors$/, ".gif"), "--frames-out", framesOut], { stdio: "inherit" });
+}
+
 const pageUrl = (base, extra = {}) => {
   const q = new URLSearchParams({ model: `${base}models/tiny/`, ...Object.fromEntries(Object.entries({ ...CLIP, ...extra }).map(([k, v]) => [k, String(v)])) });
   return `${base}index.html?${q}`;
@@ -209,9 +217,7 @@ test("the demo site generates, caches, recovers and cancels in a real browser", 
 
   // The same clip from the CLI: raw frames within float rounding.
   const framesOut = path.join(work, "cli.safetensors");
-  execFileSync(bin, ["generate", "--model", bundle, "--prompt", CLIP.prompt, "--seed", String(CLIP.seed), "--steps", String(CLIP.steps),
-    "--guidance", String(CLIP.guidance), "--width", String(CLIP.width), "--height", String(CLIP.height), "--frames", String(CLIP.frames),
-    "--fps", String(CLIP.fps), "--f32", "--out", path.join(work, "cli.gif"), "--frames-out", framesOut], { stdio: "inherit" });
+  cliClip(bundle, framesOut, []);
   const cli = readFrames(framesOut);
   assert.equal(cli.length, got.pixels.length);
   const db = psnr(cli, got.pixels);
@@ -242,9 +248,7 @@ test("the demo site generates, caches, recovers and cancels in a real browser", 
   assert.equal(await waitState(page, ["done", "error"]), "done", await page.locator("#error").textContent());
   const i2v = await page.evaluate(() => Array.from(window.__framecast.last.pixels));
   const i2vOut = path.join(work, "cli-i2v.safetensors");
-  execFileSync(bin, ["generate", "--model", bundle, "--prompt", CLIP.prompt, "--seed", String(CLIP.seed), "--steps", String(CLIP.steps),
-    "--guidance", String(CLIP.guidance), "--width", String(CLIP.width), "--height", String(CLIP.height), "--frames", String(CLIP.frames),
-    "--fps", String(CLIP.fps), "--f32", "--image", picture, "--out", path.join(work, "cli-i2v.gif"), "--frames-out", i2vOut], { stdio: "inherit" });
+  cliClip(bundle, i2vOut, ["--image", picture]);
   const cliI2v = readFrames(i2vOut);
   const dbI2v = psnr(cliI2v, i2v);
   console.log(`image-to-video, browser vs framecast generate --image: PSNR ${dbI2v.toFixed(1)} dB (bar 40); vs the text-only clip ${psnr(cliI2v, got.pixels).toFixed(1)} dB`);
@@ -258,9 +262,7 @@ test("the demo site generates, caches, recovers and cancels in a real browser", 
   assert.equal(await waitState(page, ["done", "error"]), "done", await page.locator("#error").textContent());
   const atEnd = await page.evaluate(() => Array.from(window.__framecast.last.pixels));
   const endOut = path.join(work, "cli-end.safetensors");
-  execFileSync(bin, ["generate", "--model", bundle, "--prompt", CLIP.prompt, "--seed", String(CLIP.seed), "--steps", String(CLIP.steps),
-    "--guidance", String(CLIP.guidance), "--width", String(CLIP.width), "--height", String(CLIP.height), "--frames", String(CLIP.frames),
-    "--fps", String(CLIP.fps), "--f32", "--keyframe", `${CLIP.frames - 1}:${picture}`, "--out", path.join(work, "cli-end.gif"), "--frames-out", endOut], { stdio: "inherit" });
+  cliClip(bundle, endOut, ["--keyframe", `${CLIP.frames - 1}:${picture}`]);
   const dbEnd = psnr(readFrames(endOut), atEnd);
   console.log(`picture as the last frame, browser vs framecast generate --keyframe: PSNR ${dbEnd.toFixed(1)} dB (bar 40); vs as the first ${psnr(atEnd, i2v).toFixed(1)} dB`);
   assert.ok(dbEnd >= 40, `last-frame PSNR ${dbEnd.toFixed(1)} dB < 40`);
@@ -285,9 +287,7 @@ test("the demo site generates, caches, recovers and cancels in a real browser", 
   assert.equal(await waitState(page, ["done", "error"]), "done", await page.locator("#error").textContent());
   const fromCamera = await page.evaluate(() => Array.from(window.__framecast.last.pixels));
   const cameraOut = path.join(work, "cli-camera.safetensors");
-  execFileSync(bin, ["generate", "--model", bundle, "--prompt", CLIP.prompt, "--seed", String(CLIP.seed), "--steps", String(CLIP.steps),
-    "--guidance", String(CLIP.guidance), "--width", String(CLIP.width), "--height", String(CLIP.height), "--frames", String(CLIP.frames),
-    "--fps", String(CLIP.fps), "--f32", "--image", cameraPicture, "--out", path.join(work, "cli-camera.gif"), "--frames-out", cameraOut], { stdio: "inherit" });
+  cliClip(bundle, cameraOut, ["--image", cameraPicture]);
   const dbCamera = psnr(readFrames(cameraOut), fromCamera);
   console.log(`camera picture, browser vs framecast generate --image: PSNR ${dbCamera.toFixed(1)} dB (bar 40)`);
   assert.ok(dbCamera >= 40, `camera PSNR ${dbCamera.toFixed(1)} dB < 40`);
