@@ -175,6 +175,8 @@ async function produce(opts, label = "") {
         } else if (e.type === "stage") {
           const f = at[e.stage] ?? 0;
           progress(bar, f, `${prefix}${e.stage}…${eta(started, f)}`);
+        } else if (e.type === "warning") {
+          showError({ kind: "prompt", message: e.message });
         } else if (e.type === "step") {
           const f = 0.05 + 0.8 * ((e.index + 1) / e.total);
           progress(bar, f, `${prefix}denoising: step ${e.index + 1} of ${e.total}${eta(started, f)}`);

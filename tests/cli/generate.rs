@@ -268,6 +268,53 @@ fn readme_main_command_writes_the_demo_models_clip() -> Result<()> {
     Ok(())
 }
 
+/// A prompt longer than the model reads still makes a clip, and the CLI
+/// says how much of it was ignored and what to do.
+#[test]
+fn a_prompt_too_long_is_reported() -> Result<()> {
+    if gpu().is_none() || tools().is_none() {
+        return Ok(());
+    }
+    let fx = Fixture::open("v095")?;
+    let bundle = fx.bundle(WeightDType::F32)?;
+    let tmp = tempfile::tempdir()?;
+    let log = run_ok(
+        Command::new(binary()?)
+            .arg("generate")
+            .arg("--model")
+            .arg(&bundle.dir)
+            .args(["--prompt", "a red ball bounces on a blue floor"])
+            .args([
+                "--max-sequence-length",
+                "4",
+                "--steps",
+                "1",
+                "--frames",
+                "9",
+            ])
+            .args(["--width", "96", "--height", "64"])
+            .arg("--out")
+            .arg(tmp.path().join("clip.gif")),
+    )?;
+    assert!(
+        log.contains("tokens and the model reads only the first 4")
+            && log.contains("--max-sequence-length"),
+        "{log}"
+    );
+    let log = run_ok(
+        Command::new(binary()?)
+            .arg("generate")
+            .arg("--model")
+            .arg(&bundle.dir)
+            .args(["--prompt", "a red ball", "--steps", "1", "--frames", "9"])
+            .args(["--width", "96", "--height", "64"])
+            .arg("--out")
+            .arg(tmp.path().join("short.gif")),
+    )?;
+    assert!(!log.contains("reads only the first"), "{log}");
+    Ok(())
+}
+
 /// `.webm`: VP9 in WebM, from the demo model (smooth frames, so the codec
 /// is judged on RGB): ffprobe's codec, size, frame count and duration, and
 /// the decoded frames against `--frames-out`.

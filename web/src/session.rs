@@ -512,6 +512,17 @@ impl Session {
                     ("width", (shape[3] as f64).into()),
                     ("latents", Float32Array::from(latents.as_slice()).into()),
                 ]),
+                Event::PromptTruncated {
+                    negative,
+                    tokens,
+                    kept,
+                } => emit(&[
+                    ("type", "warning".into()),
+                    (
+                        "message",
+                        Event::truncation_message(negative, tokens, kept).into(),
+                    ),
+                ]),
             };
             let video = inner
                 .pipe

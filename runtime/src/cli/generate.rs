@@ -312,6 +312,14 @@ pub(crate) fn progress() -> impl FnMut(Event) {
             }
         }
         Event::Preview { .. } => {}
+        Event::PromptTruncated {
+            negative,
+            tokens,
+            kept,
+        } => eprintln!(
+            "note: {} (--max-sequence-length)",
+            Event::truncation_message(negative, tokens, kept)
+        ),
     }
 }
 

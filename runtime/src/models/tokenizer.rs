@@ -22,6 +22,8 @@ pub struct Tokens {
     pub mask: Vec<u32>,
     /// The prompt was longer than `max_length` tokens and was cut.
     pub truncated: bool,
+    /// Tokens of the whole prompt, before truncation.
+    pub full_len: usize,
 }
 
 pub struct PromptTokenizer {
@@ -69,6 +71,7 @@ impl PromptTokenizer {
             ids: enc.get_ids().to_vec(),
             mask: enc.get_attention_mask().to_vec(),
             truncated,
+            full_len: full.get_ids().len(),
         })
     }
 }

@@ -443,15 +443,23 @@ impl LtxPipeline {
         let len = opts.max_sequence_length;
         let mut ids = Vec::with_capacity(batch * len);
         let mut mask = Vec::with_capacity(batch * len);
-        if cfg {
-            let neg = opts.negative_prompt.clone().unwrap_or_default();
-            let t = self.tokenizer.encode(&neg, len)?;
+        let mut tokenize = |text: &str, negative: bool| -> Result<(), PipelineError> {
+            let t = self.tokenizer.encode(text, len)?;
+            if t.truncated {
+                events(Event::PromptTruncated {
+                    negative,
+                    tokens: t.full_len,
+                    kept: len,
+                });
+            }
             ids.extend(t.ids);
             mask.extend(t.mask);
+            Ok(())
+        };
+        if cfg {
+            tokenize(&opts.negative_prompt.clone().unwrap_or_default(), true)?;
         }
-        let t = self.tokenizer.encode(&opts.prompt, len)?;
-        ids.extend(t.ids);
-        mask.extend(t.mask);
+        tokenize(&opts.prompt, false)?;
         let bias = transformer::mask_bias(&mask);
         let mut step = gpu.step("text encoding");
         let states = self.text_encoder.encode(&mut step, &ids, &mask, batch)?;

@@ -71,6 +71,29 @@ pub enum Event {
         shape: [usize; 4],
         latents: Vec<f32>,
     },
+    /// The prompt (or the negative prompt) is longer than the model reads:
+    /// only its first `kept` of `tokens` tokens count, as in diffusers.
+    PromptTruncated {
+        negative: bool,
+        tokens: usize,
+        kept: usize,
+    },
+}
+
+impl Event {
+    /// What to tell the user of a truncated prompt, with what to do.
+    pub fn truncation_message(negative: bool, tokens: usize, kept: usize) -> String {
+        format!(
+            "the {} is {tokens} tokens and the model reads only the first {kept}: the rest is \
+             ignored. Shorten it, or raise the maximum sequence length (up to what the model \
+             was trained with)",
+            if negative {
+                "negative prompt"
+            } else {
+                "prompt"
+            }
+        )
+    }
 }
 
 /// Cancels a run from another thread (or a JS AbortSignal): the run stops
