@@ -6,7 +6,7 @@
 //! pictures and the clip itself.
 
 use framecast::bundle::WeightDType;
-use framecast::gpu::DType;
+use framecast::gpu::{DType, Gpu};
 use framecast::pipeline::{
     Cancel, Condition, Event, Frames, GenerateOptions, LtxPipeline, Stage, VideoInput,
 };
@@ -64,15 +64,20 @@ fn options(call: &serde_json::Value, t: &Tensors, case: &str) -> GenerateOptions
     }
 }
 
-#[test]
-fn conditioned_frames_match_diffusers() -> anyhow::Result<()> {
-    let Some(gpu) = gpu() else { return Ok(()) };
+/// The fixture's calls and tensors, and its pipeline at f32.
+fn open(gpu: &Gpu) -> anyhow::Result<(serde_json::Value, Tensors, LtxPipeline)> {
     let fx = Fixture::open("v095")?;
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fx.dir.join("condition.json"))?)?;
+    let json = serde_json::from_slice(&std::fs::read(fx.dir.join("condition.json"))?)?;
     let tensors = read_f32_tensors(&fx.dir.join("condition.safetensors"))?;
     let bundle = fx.bundle(WeightDType::F32)?;
     let pipe = LtxPipeline::load(gpu, &bundle.manifest()?, &bundle.weights()?, DType::F32)?;
+    Ok((json, tensors, pipe))
+}
+
+#[test]
+fn conditioned_frames_match_diffusers() -> anyhow::Result<()> {
+    let Some(gpu) = gpu() else { return Ok(()) };
+    let (json, tensors, pipe) = open(gpu)?;
     for case in ["image", "keyframes", "video"] {
         let opts = options(&json["calls"][case], &tensors, case);
         let mut events = Vec::new();
@@ -104,12 +109,7 @@ fn conditioned_frames_match_diffusers() -> anyhow::Result<()> {
 #[test]
 fn bad_conditions_are_clear_errors() -> anyhow::Result<()> {
     let Some(gpu) = gpu() else { return Ok(()) };
-    let fx = Fixture::open("v095")?;
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fx.dir.join("condition.json"))?)?;
-    let tensors = read_f32_tensors(&fx.dir.join("condition.safetensors"))?;
-    let bundle = fx.bundle(WeightDType::F32)?;
-    let pipe = LtxPipeline::load(gpu, &bundle.manifest()?, &bundle.weights()?, DType::F32)?;
+    let (json, tensors, pipe) = open(gpu)?;
     let base = options(&json["calls"]["image"], &tensors, "image");
     let run = |o: &GenerateOptions| {
         pollster::block_on(pipe.generate(gpu, o, &mut |_| {}, &Cancel::new()))

@@ -125,26 +125,14 @@ fn bad_tiling_is_a_clear_error() -> anyhow::Result<()> {
             .map(|e| e.to_string())
             .unwrap_or_default()
     };
-    assert!(
-        with(12, 8, 0.5).contains("k x 8 + 1"),
-        "{}",
-        with(12, 8, 0.5)
-    );
-    assert!(
-        with(17, 3, 0.5).contains("multiple of 8"),
-        "{}",
-        with(17, 3, 0.5)
-    );
-    assert!(
-        with(17, 16, 0.5).contains("less than"),
-        "{}",
-        with(17, 16, 0.5)
-    );
-    assert!(
-        with(17, 8, 0.0).contains("strength"),
-        "{}",
-        with(17, 8, 0.0)
-    );
+    let e = with(12, 8, 0.5);
+    assert!(e.contains("k x 8 + 1"), "{e}");
+    let e = with(17, 3, 0.5);
+    assert!(e.contains("multiple of 8"), "{e}");
+    let e = with(17, 16, 0.5);
+    assert!(e.contains("less than"), "{e}");
+    let e = with(17, 8, 0.0);
+    assert!(e.contains("strength"), "{e}");
     // A window as long as the clip is no tiling at all.
     assert_eq!(with(41, 8, 0.5), "");
     let mut o = base();
