@@ -17,7 +17,7 @@ const EXAMPLES = [
   "a purple cross grows",
 ];
 
-const state = { fc: null, loaded: null, running: null, clips: [], aspect: "1:1", model: null, source: null, board: null, sources: 0 };
+const state = { fc: null, opened: null, loaded: null, loading: false, running: null, clips: [], aspect: "1:1", model: null, source: null, board: null, sources: 0 };
 const setState = (s) => (document.body.dataset.state = s);
 
 function showError(err) {
@@ -95,6 +95,15 @@ async function load() {
     );
   };
   state.fc.onWarning = (m) => showError({ kind: "storage", message: m });
+  // Generate works from the moment the manifest is in: the prompt is
+  // encoded as soon as the text encoder arrives, the rest waits for the
+  // download.
+  state.fc.onOpened = (info) => {
+    state.opened = { info };
+    applyDefaults(info.defaults ?? {});
+    $("generate").disabled = false;
+  };
+  state.loading = true;
   try {
     const loaded = await state.fc.load(url, { f32: params.get("f32") === "1" });
     state.loaded = loaded;
@@ -102,12 +111,14 @@ async function load() {
     const d = loaded.download;
     const how = d.fromNetwork === 0 ? "all from cache" : `${d.fromNetwork} shard(s) downloaded, ${d.fromCache} from cache`;
     progress($("download"), 1, `loaded in ${loaded.seconds.toFixed(1)} s (${how}) · ${loaded.info.f16 ? "f16" : "f32"} on ${state.adapter ?? loaded.info.adapter}`);
-    applyDefaults(loaded.info.defaults ?? {});
     $("generate").disabled = false;
-    setState("ready");
+    if (!state.running) setState("ready");
   } catch (e) {
     showError(e);
     setState("error");
+    $("generate").disabled = true;
+  } finally {
+    state.loading = false;
   }
 }
 
@@ -175,6 +186,9 @@ async function produce(opts, label = "") {
         } else if (e.type === "stage") {
           const f = at[e.stage] ?? 0;
           progress(bar, f, `${prefix}${e.stage}…${eta(started, f)}`);
+        } else if (e.type === "waiting") {
+          const what = e.for === "text encoder" ? "waiting for the text encoder to download" : "prompt encoded; waiting for the rest of the model to download";
+          progress(bar, 0, `${prefix}${what}…`);
         } else if (e.type === "warning") {
           showError({ kind: "prompt", message: e.message });
         } else if (e.type === "step") {
@@ -194,11 +208,11 @@ async function produce(opts, label = "") {
     });
     const seconds = (performance.now() - started) / 1000;
     progress(bar, 1, `${prefix}done in ${seconds.toFixed(1)} s`);
-    setState("ready");
+    setState(state.loading ? "loading" : "ready");
     return { ...result, seconds };
   } catch (e) {
     if (e.kind === "cancelled") progress(bar, 0, `${prefix}cancelled`);
-    setState(e.kind === "lost" ? "error" : "ready");
+    setState(e.kind === "lost" ? "error" : state.loading ? "loading" : "ready");
     throw e;
   } finally {
     state.running = null;
@@ -405,7 +419,7 @@ function wire() {
   state.board = createStoryboard($("board"), {
     render: produce,
     settings: sharedSettings,
-    temporal: () => state.loaded?.info.temporalCompression ?? 8,
+    temporal: () => (state.loaded ?? state.opened)?.info.temporalCompression ?? 8,
     onFilm: showFilm,
     onError: (e) => showError(e),
   });

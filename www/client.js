@@ -25,6 +25,10 @@ export class Framecast {
     this.next = 1;
     this.calls = new Map();
     this.onDownload = () => {};
+    /** The manifest is in (`info`): generate may be called before load resolves. */
+    this.onOpened = () => {};
+    /** A stage's weights are in: `{component, seconds}` ("text_encoder", "all"). */
+    this.onReady = () => {};
     this.onWarning = () => {};
     this.loading = null;
     worker.onmessage = ({ data }) => this.#receive(data);
@@ -44,6 +48,12 @@ export class Framecast {
         break;
       case "warning":
         this.onWarning(msg.message);
+        break;
+      case "opened":
+        this.onOpened(msg.info);
+        break;
+      case "ready":
+        this.onReady(msg);
         break;
       case "loaded":
         this.loading?.resolve(msg);

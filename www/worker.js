@@ -2,6 +2,8 @@
 //   in:  {type: "load", url, f32}            {type: "generate", id, options}
 //        {type: "cancel"}                   {type: "loseDevice"} (tests: as a driver reset)
 //   out: {type: "download", ...progress}      {type: "loaded", info, seconds, download}
+//        {type: "opened", info} (the manifest is in: generate may be sent now)
+//        {type: "ready", component, seconds} ("text_encoder": prompts can be encoded)
 //        {type: "event", id, event}           {type: "preview", id, index, width, height, rgba}
 //        {type: "result", id, width, height, frames, fps, seed, pixels, video, mime, ext}
 //        {type: "error", id, error: {kind, message}}   {type: "warning", message}
@@ -11,6 +13,7 @@ import { encodeVideo } from "./encode.js";
 import { previewImage } from "./preview.js";
 
 let session = null;
+let opening = null; // the session being opened, for a generate sent meanwhile
 let info = null;
 let ready = null;
 
@@ -23,8 +26,6 @@ function asError(e) {
 }
 
 async function load(url, f32) {
-  ready ??= init();
-  await ready;
   const started = performance.now();
   let fetchError = null;
   const fetcher = createFetcher(url, {
@@ -39,19 +40,40 @@ async function load(url, f32) {
   };
   session?.free();
   session = null;
+  let s;
+  // Set before the first await, so that a generate right behind this load
+  // message waits for it.
+  const open = (async () => {
+    ready ??= init();
+    await ready;
+    return Session.open(guarded, url, Boolean(f32));
+  })();
+  opening = open;
   try {
-    session = await Session.load(guarded, url, () => {}, Boolean(f32));
+    s = await open;
+    session = s;
+    info = s.info();
+    post({ type: "opened", info });
+    // A generate sent from here on encodes its prompt as soon as the text
+    // encoder is in, while the rest downloads.
+    await s.load((p) => {
+      if (p.ready) post({ type: "ready", component: p.component, seconds: (performance.now() - started) / 1000 });
+    });
   } catch (e) {
+    if (session === s) session = null;
     throw fetchError ?? e;
+  } finally {
+    if (opening === open) opening = null;
   }
-  info = session.info();
+  info = s.info();
   return { info, seconds: (performance.now() - started) / 1000, download: { ...fetcher.state } };
 }
 
 async function generate(id, options) {
-  if (!session) throw { kind: "invalid", message: "no model is loaded" };
+  const s = session ?? (await opening?.catch(() => null));
+  if (!s) throw { kind: "invalid", message: "no model is loaded" };
   const preview = info?.defaults?.preview ?? null;
-  const result = await session.generate({ ...options, preview: Boolean(options.preview) }, (event) => {
+  const result = await s.generate({ ...options, preview: Boolean(options.preview) }, (event) => {
     if (event.type === "preview") {
       const img = previewImage(event, preview);
       post({ type: "preview", id, ...img }, [img.rgba.buffer]);

@@ -1,7 +1,7 @@
 // The demo site end to end in headless Chromium (WebGPU on SwiftShader),
 // against `framecast serve` with a tiny bundle (the v095 parity fixture's
 // pipeline, converted to q4), through a proxy that counts requests and can
-// corrupt a shard or cut a download short.
+// corrupt a shard, cut a download short or hold shards back.
 //
 //   FRAMECAST_BIN         the framecast binary (default target/debug/framecast)
 //   FRAMECAST_QUANTIZE    the quantizer (default target/debug/framecast-quantize)
@@ -45,7 +45,8 @@ function startFramecast(bundle) {
 async function startProxy(target) {
   const t = new URL(target);
   const stats = { shards: 0, ranges: 0, paths: [] };
-  const faults = { corrupt: null, cutOnce: null };
+  // hold: shard files whose requests wait in `held` until release().
+  const faults = { corrupt: null, cutOnce: null, hold: null, held: [] };
   const server = createServer((req, res) => {
     const isShard = req.url.endsWith(".bin");
     if (isShard) {
@@ -53,6 +54,14 @@ async function startProxy(target) {
       stats.paths.push(req.url);
       if (req.headers.range) stats.ranges += 1;
     }
+    if (isShard && faults.hold?.has(req.url.split("/").pop())) {
+      faults.held.push(() => forward(req, res));
+      return;
+    }
+    forward(req, res);
+  });
+  const forward = (req, res) => {
+    const isShard = req.url.endsWith(".bin");
     const up = request({ host: t.hostname, port: t.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
       const file = req.url.split("/").pop();
       if (isShard && faults.cutOnce && file === faults.cutOnce && !req.headers.range) {
@@ -87,12 +96,16 @@ async function startProxy(target) {
     });
     up.on("error", () => res.destroy());
     req.pipe(up);
-  });
+  };
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   return {
     url: `http://127.0.0.1:${server.address().port}/`,
     stats,
     faults,
+    release: () => {
+      faults.hold = null;
+      for (const go of faults.held.splice(0)) go();
+    },
     close: () => new Promise((r) => (server.closeAllConnections(), server.close(r))),
   };
 }
@@ -138,8 +151,9 @@ test("the demo site generates, caches, recovers and cancels in a real browser", 
   mkdirSync(shots, { recursive: true });
   const work = mkdtempSync(path.join(tmpdir(), "framecast-site-"));
   const bundle = path.join(work, "tiny");
-  // Small shards, so that the bundle has several to count, corrupt and cut.
-  execFileSync(quantize, ["convert", path.join(repo, "tests/fixtures/ltx/v095/pipeline"), bundle, "--weights", "q4", "--shard-size", "128K"], { stdio: "inherit" });
+  // Small shards, so that the bundle has several to count, corrupt, cut and
+  // hold back (at 32K the transformer reaches past the text encoder's shard).
+  execFileSync(quantize, ["convert", path.join(repo, "tests/fixtures/ltx/v095/pipeline"), bundle, "--weights", "q4", "--shard-size", "32K"], { stdio: "inherit" });
   const manifest = JSON.parse(readFileSync(path.join(bundle, "manifest.json")));
   assert.ok(manifest.shards.length >= 2, "the test bundle should have several shards");
 
@@ -419,4 +433,33 @@ test("the demo site generates, caches, recovers and cancels in a real browser", 
   assert.equal(await waitState(p4, ["ready", "error"]), "ready", await p4.locator("#error").textContent());
   assert.equal(proxy.stats.shards - secondVisit, manifest.shards.length, "nothing was stored, so the next visit downloads again");
   await c4.close();
+
+  // 8. Generate pressed while the model downloads: the prompt is encoded as
+  // soon as the text encoder's shards are in, while the proxy still holds
+  // every other shard back; released, the clip is the CLI's.
+  const textShards = new Set(manifest.tensors.filter((e) => e.component === "text_encoder").flatMap((e) => e.parts.map((p) => p.shard)));
+  const rest = manifest.shards.filter((_, i) => !textShards.has(i)).map((s) => s.file);
+  const heldTransformer = manifest.tensors.some((e) => e.component === "transformer" && e.parts.some((p) => !textShards.has(p.shard)));
+  assert.ok(textShards.size > 0 && heldTransformer, "the test bundle has transformer tensors outside the text encoder's shards");
+  proxy.faults.hold = new Set(rest);
+  const c5 = await browser.newContext();
+  const p5 = await c5.newPage();
+  watch(p5);
+  await p5.goto(pageUrl(proxy.url));
+  await p5.waitForFunction(() => !document.getElementById("generate").disabled || document.body.dataset.state === "error", null, { timeout: 600_000, polling: 50 });
+  assert.equal(await p5.evaluate(() => document.body.dataset.state), "loading", "Generate is offered while the model loads");
+  await p5.click("#generate");
+  await p5.waitForFunction(() => /waiting for the rest of the model/.test(document.querySelector("#gen-progress .label").textContent), null, { timeout: 600_000, polling: 50 });
+  const heldBack = proxy.faults.held.length;
+  const label = await p5.locator("#gen-progress .label").textContent();
+  await p5.screenshot({ path: path.join(shots, "encoded-while-loading.png"), fullPage: true });
+  console.log(`generate while loading: "${label.trim()}" with ${heldBack} of ${rest.length} other shard(s) held back`);
+  assert.ok(heldBack > 0, "the prompt was encoded while shards were still held back");
+  proxy.release();
+  assert.equal(await waitState(p5, ["done", "error"], 900_000), "done", await p5.locator("#error").textContent());
+  const early = await p5.evaluate(() => Array.from(window.__framecast.last.pixels));
+  const dbEarly = psnr(cli, early);
+  console.log(`generated while loading, browser vs framecast generate: PSNR ${dbEarly.toFixed(1)} dB (bar 40)`);
+  assert.ok(dbEarly >= 40, `PSNR ${dbEarly.toFixed(1)} dB < 40`);
+  await c5.close();
 });

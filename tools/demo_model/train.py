@@ -284,11 +284,17 @@ def train_transformer(args):
     vae = AutoencoderKLLTXVideo.from_pretrained(args.work / "vae")
     mean, std = vae.latents_mean.view(1, -1, 1, 1, 1), vae.latents_std.view(1, -1, 1, 1, 1)
     del vae_cfg
+    # Captions are padded to the pipeline's 256 tokens; with the mask passed
+    # to both the encoder and the cross-attention, the padding changes
+    # nothing (masked keys get no weight), so train on the longest caption's
+    # length and spend the time on the video tokens.
+    text_len = max(int(data[f"mask_{w}x{h}"].sum(1).max()) for w, h in cfg.BUCKETS)
     buckets = []
     for w, h in cfg.BUCKETS:
         z = (data[f"latents_{w}x{h}"] - mean) * cfg.VAE["scaling_factor"] / std
-        buckets.append((z, data[f"ids_{w}x{h}"].long(), data[f"mask_{w}x{h}"].long()))
-    empty = tok([""], padding="max_length", max_length=cfg.MAX_SEQUENCE_LENGTH, return_tensors="pt")
+        ids, mask = data[f"ids_{w}x{h}"].long(), data[f"mask_{w}x{h}"].long()
+        buckets.append((z, ids[:, :text_len], mask[:, :text_len]))
+    empty = tok([""], padding="max_length", max_length=text_len, return_tensors="pt")
 
     text_encoder = T5EncoderModel(T5Config(**{**cfg.T5, "vocab_size": len(tok)}))
     transformer = LTXVideoTransformer3DModel(**cfg.TRANSFORMER)
@@ -334,7 +340,10 @@ def train_transformer(args):
         packed = LTXConditionPipeline._pack_latents(xt)
         token_cond = LTXConditionPipeline._pack_latents(frame_mask)[..., 0]
         timestep = (sigma.view(b, 1) * 1000.0) * (1 - token_cond)
-        emb = text_encoder(input_ids=ids).last_hidden_state
+        # The mask as LTXConditionPipeline (and framecast) pass it at
+        # inference: without it the encoder learns features of captions
+        # drowned in 246 padding tokens and meets different ones when sampling.
+        emb = text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         pred = transformer(
             hidden_states=packed,
             encoder_hidden_states=emb,
@@ -372,6 +381,7 @@ def train_transformer(args):
             "continued_from": str(args.continue_from.name) if args.continue_from else None,
             "seconds": round(time.time() - start),
             "final_loss": float(np.mean(losses[-200:])),
+            "text_len": text_len,
             "torch_threads": torch.get_num_threads(),
         },
     )

@@ -7,15 +7,19 @@
 //! the largest size that fits), `invalid` (a bad option), `cancelled`,
 //! `bundle` (a corrupt or inconsistent model) and `gpu` (anything else).
 
+use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
 
 use framecast::bundle::{BundleError, BundleLoader, Manifest, ShardEntry, ShardSource};
 use framecast::gpu::DType;
 use framecast::models::Weights;
+use framecast::models::ltx::VaeConfig;
 use framecast::pipeline::size::{SizeRequest, parse_aspect, resolve};
 use framecast::pipeline::{
     Cancel, Condition, DEFAULT_DECODE_TIMESTEP, Event, Fit, Frames, GenerateOptions, LtxPipeline,
-    PipelineError, Tiling, VideoInput,
+    PipelineError, TextStage, Tiling, VideoInput,
 };
 use framecast::{AdapterChoice, Gpu, GpuError};
 use js_sys::{Float32Array, Function, Object, Promise, Reflect, Uint8Array};
@@ -245,77 +249,136 @@ fn frames_of(v: &JsValue, key: &str) -> Result<Option<Frames>, JsValue> {
         .map_err(|e| bad(&e.to_string()))
 }
 
+/// What has arrived of the model so far.
+#[derive(Default)]
+struct Loaded {
+    /// The tokenizer and T5, built as soon as their tensors are in.
+    text: Option<Arc<TextStage>>,
+    /// Everything, once the last shard is in.
+    pipe: Option<Rc<LtxPipeline>>,
+    /// Why the load stopped, for the generations waiting on it.
+    failed: Option<JsValue>,
+}
+
 struct Inner {
     gpu: Gpu,
-    pipe: LtxPipeline,
     manifest: Manifest,
     act: DType,
     cancel: Cancel,
+    /// The VAE's compression, from its config: sizes can be resolved
+    /// before the weights are in.
+    spatial: usize,
+    temporal: usize,
+    loaded: RefCell<Loaded>,
+    /// Generations waiting for a stage to arrive.
+    waiting: RefCell<Vec<Waker>>,
 }
 
-/// A model loaded on this page's GPU.
+impl Inner {
+    fn update(&self, f: impl FnOnce(&mut Loaded)) {
+        f(&mut self.loaded.borrow_mut());
+        for w in self.waiting.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Waits until `pick` finds what it needs in the loaded state; rejects
+    /// when the load failed or the run is cancelled.
+    async fn wait_for<T>(&self, pick: impl Fn(&Loaded) -> Option<T>) -> Result<T, JsValue> {
+        std::future::poll_fn(|cx| {
+            let loaded = self.loaded.borrow();
+            if let Some(v) = pick(&loaded) {
+                return Poll::Ready(Ok(v));
+            }
+            if let Some(e) = &loaded.failed {
+                return Poll::Ready(Err(e.clone()));
+            }
+            if self.cancel.is_cancelled() {
+                let e = PipelineError::Cancelled;
+                return Poll::Ready(Err(pipeline_error(&e)));
+            }
+            self.waiting.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// A model on this page's GPU: opened (device and manifest), then loaded
+/// shard by shard; a generation may start before the load ends.
 #[wasm_bindgen]
 pub struct Session {
     inner: Rc<Inner>,
+    source: RefCell<Option<JsSource>>,
 }
 
 #[wasm_bindgen]
 impl Session {
-    /// Opens WebGPU and loads the bundle `label` (its URL, for messages)
-    /// through `fetcher`; `on_progress({component, done, total})` as tensors
-    /// arrive. `f32` forces f32 activations where the adapter has f16.
-    pub async fn load(
-        fetcher: JsValue,
-        label: String,
-        on_progress: Function,
-        f32: bool,
-    ) -> Result<Session, JsValue> {
+    /// Opens WebGPU and reads the manifest of the bundle `label` (its URL,
+    /// for messages) through `fetcher`. `f32` forces f32 activations where
+    /// the adapter has f16. Nothing is downloaded yet: see `load`.
+    pub async fn open(fetcher: JsValue, label: String, f32: bool) -> Result<Session, JsValue> {
         let gpu = Gpu::new(&AdapterChoice::default())
             .await
             .map_err(|e| gpu_error(&e))?;
         let source = JsSource { fetcher, label };
-        let mut loader = BundleLoader::open(source)
-            .await
-            .map_err(|e| bundle_error(&e))?;
-        let manifest = (**loader.manifest()).clone();
-        let tensors = loader
-            .load_all(&mut |p| {
-                let o = Object::new();
-                let _ = Reflect::set(&o, &"component".into(), &p.component.as_str().into());
-                let _ = Reflect::set(&o, &"done".into(), &(p.done as f64).into());
-                let _ = Reflect::set(&o, &"total".into(), &(p.total as f64).into());
-                let _ = on_progress.call1(&JsValue::NULL, &o);
-            })
-            .await
-            .map_err(|e| bundle_error(&e))?;
-        let weights = Weights::from_tensors(tensors);
+        let bytes = source.manifest().await.map_err(|e| bundle_error(&e))?;
+        let manifest = Manifest::parse(&bytes).map_err(|e| bundle_error(&e))?;
+        let vae: VaeConfig = manifest
+            .components
+            .get("vae")
+            .and_then(|c| serde_json::from_value(c.config.clone()).ok())
+            .ok_or_else(|| error_object("bundle", "the bundle has no readable vae config", &[]))?;
         let act = if gpu.caps.f16 && !f32 {
             DType::F16
         } else {
             DType::F32
         };
-        let pipe = LtxPipeline::load(&gpu, &manifest, &weights, act)
-            .map_err(|e| error_object("bundle", &e.to_string(), &[]))?;
         Ok(Session {
             inner: Rc::new(Inner {
                 gpu,
-                pipe,
-                manifest,
                 act,
                 cancel: Cancel::new(),
+                spatial: vae.spatial_compression(),
+                temporal: vae.temporal_compression(),
+                manifest,
+                loaded: RefCell::default(),
+                waiting: RefCell::default(),
             }),
+            source: RefCell::new(Some(source)),
+        })
+    }
+
+    /// Streams the shards in the manifest's order; `on_progress({component,
+    /// done, total})` as bytes arrive and `{component, ready: true}` when a
+    /// stage can run (`text_encoder` first, then `all`). A generation
+    /// started before this resolves encodes its prompt as soon as the text
+    /// encoder is in and waits for the rest.
+    pub fn load(&self, on_progress: Function) -> Promise {
+        let inner = self.inner.clone();
+        let source = self.source.borrow_mut().take();
+        future_to_promise(async move {
+            let source = source
+                .ok_or_else(|| error_object("invalid", "this model is already loading", &[]))?;
+            let result = stream(&inner, source, &on_progress).await;
+            if let Err(e) = &result {
+                inner.update(|l| l.failed = Some(e.clone()));
+            }
+            result.map(|()| JsValue::UNDEFINED)
         })
     }
 
     /// What the page needs to offer choices: the model's native settings,
-    /// its size rules, and the adapter.
+    /// its size rules, and the adapter (`weightBytes`: on the GPU, once
+    /// loaded; `null` before).
     pub fn info(&self) -> Result<JsValue, JsValue> {
         let i = &self.inner;
+        let weight_bytes = i.loaded.borrow().pipe.as_ref().map(|p| p.weight_bytes());
         let value = serde_json::json!({
             "defaults": i.manifest.defaults,
-            "spatialCompression": i.pipe.spatial_compression(),
-            "temporalCompression": i.pipe.temporal_compression(),
-            "weightBytes": i.pipe.weight_bytes(),
+            "spatialCompression": i.spatial,
+            "temporalCompression": i.temporal,
+            "weightBytes": weight_bytes,
             "adapter": i.gpu.describe(),
             "f16": i.act == DType::F16,
             "maxBufferBytes": i.gpu.limits.max_buffer_size,
@@ -384,10 +447,7 @@ impl Session {
                 .transpose()
                 .map_err(|e| error_object("invalid", &e, &[]))?
                 .unwrap_or_default();
-            let (spatial, temporal) = (
-                inner.pipe.spatial_compression(),
-                inner.pipe.temporal_compression(),
-            );
+            let (spatial, temporal) = (inner.spatial, inner.temporal);
             let mut resolved = resolve(&request, &inner.manifest.defaults, spatial, temporal)
                 .map_err(|e| error_object("invalid", &e, &[]))?;
             if let Some(c) = &clip {
@@ -457,9 +517,7 @@ impl Session {
                 image_cond_noise_scale: o.image_cond_noise_scale.unwrap_or(0.15),
                 tiling: o.temporal_tile.map(|frames| Tiling {
                     frames,
-                    overlap: o
-                        .temporal_overlap
-                        .unwrap_or(2 * inner.pipe.temporal_compression()),
+                    overlap: o.temporal_overlap.unwrap_or(2 * temporal),
                     strength: o.temporal_overlap_strength.unwrap_or(0.5),
                 }),
             };
@@ -524,9 +582,25 @@ impl Session {
                     ),
                 ]),
             };
-            let video = inner
-                .pipe
-                .generate(&inner.gpu, &opts, &mut on, &inner.cancel)
+            // The prompt as soon as the text encoder is in (the rest of the
+            // model may still be downloading), then the rest.
+            let waiting = |what: &str| {
+                emit(&[("type", "waiting".into()), ("for", what.into())]);
+            };
+            if inner.loaded.borrow().text.is_none() {
+                waiting("text encoder");
+            }
+            let text = inner.wait_for(|l| l.text.clone()).await?;
+            let prompt = text
+                .encode(&inner.gpu, &opts, &mut on, &inner.cancel)
+                .await
+                .map_err(|e| pipeline_error(&e))?;
+            if inner.loaded.borrow().pipe.is_none() {
+                waiting("model");
+            }
+            let pipe = inner.wait_for(|l| l.pipe.clone()).await?;
+            let video = pipe
+                .generate_from(&inner.gpu, &opts, prompt, &mut on, &inner.cancel)
                 .await
                 .map_err(|e| pipeline_error(&e))?;
             let out = Object::new();
@@ -544,6 +618,8 @@ impl Session {
     /// Stops the running generation before its next GPU submission.
     pub fn cancel(&self) {
         self.inner.cancel.cancel();
+        // A generation waiting for the download hears it now.
+        self.inner.update(|_| {});
     }
 
     /// Destroys the GPU device, as a driver reset or a GPU process crash
@@ -553,4 +629,61 @@ impl Session {
     pub fn lose_device(&self) {
         self.inner.gpu.destroy();
     }
+}
+
+/// Streams the shards into `inner`: the text stage as soon as its tensors
+/// are in, the whole pipeline after the last shard.
+async fn stream(inner: &Inner, source: JsSource, on_progress: &Function) -> Result<(), JsValue> {
+    let mut loader = BundleLoader::with_manifest(source, inner.manifest.clone())
+        .map_err(|e| bundle_error(&e))?;
+    let ready = |component: &str| {
+        let o = Object::new();
+        let _ = Reflect::set(&o, &"component".into(), &component.into());
+        let _ = Reflect::set(&o, &"ready".into(), &true.into());
+        let _ = on_progress.call1(&JsValue::NULL, &o);
+    };
+    let text_tensors = TextStage::tensor_count(&inner.manifest);
+    let mut weights = Weights::new();
+    let mut text_arrived = 0;
+    let mut text: Option<Arc<TextStage>> = None;
+    loop {
+        let batch = loader
+            .next(&mut |p| {
+                let o = Object::new();
+                let _ = Reflect::set(&o, &"component".into(), &p.component.as_str().into());
+                let _ = Reflect::set(&o, &"done".into(), &(p.done as f64).into());
+                let _ = Reflect::set(&o, &"total".into(), &(p.total as f64).into());
+                let _ = on_progress.call1(&JsValue::NULL, &o);
+            })
+            .await
+            .map_err(|e| bundle_error(&e))?;
+        let Some(batch) = batch else { break };
+        text_arrived += batch
+            .iter()
+            .filter(|t| t.entry.component == "text_encoder")
+            .count();
+        weights.extend(batch);
+        if text.is_none() && text_arrived == text_tensors {
+            let stage = TextStage::load(&inner.gpu, &inner.manifest, &weights)
+                .map_err(|e| error_object("bundle", &e.to_string(), &[]))?;
+            // Its CPU copies are on the GPU now.
+            weights.release("text_encoder");
+            let stage = Arc::new(stage);
+            text = Some(stage.clone());
+            inner.update(|l| l.text = Some(stage));
+            ready("text_encoder");
+        }
+    }
+    let text = text.ok_or_else(|| {
+        error_object(
+            "bundle",
+            "the bundle's text encoder tensors are incomplete",
+            &[],
+        )
+    })?;
+    let pipe = LtxPipeline::with_text(&inner.gpu, &inner.manifest, &weights, inner.act, text)
+        .map_err(|e| error_object("bundle", &e.to_string(), &[]))?;
+    inner.update(|l| l.pipe = Some(Rc::new(pipe)));
+    ready("all");
+    Ok(())
 }

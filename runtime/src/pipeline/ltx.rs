@@ -3,16 +3,16 @@
 //! encoded by the VAE (see `condition`), flow-matching denoising of packed
 //! latent tokens with one GPU submission per step, then the VAE decode.
 
+use std::sync::Arc;
+
 use web_time::Instant;
 
 use crate::bundle::Manifest;
 use crate::gpu::{DType, Gpu};
 use crate::kernels::sampler::{self, Euler, ModelOutput, Operand, Rescale};
-use crate::models::ltx::text_encoder::T5Encoder;
 use crate::models::ltx::transformer::{self, Forward, LtxTransformer};
 use crate::models::ltx::vae::{LatentStats, VaeDecoder, VaeEncoder};
-use crate::models::ltx::{T5Config, TransformerConfig, VaeConfig};
-use crate::models::tokenizer::PromptTokenizer;
+use crate::models::ltx::{TransformerConfig, VaeConfig};
 use crate::models::{ModelError, Weights};
 use crate::sched::{FlowMatchConfig, Schedule, linear_quadratic_schedule};
 
@@ -22,7 +22,8 @@ use super::condition::{
 use super::latents::{self, DECODE_NOISE_STREAM, NOISE_STREAM};
 use super::memory::MemoryEstimate;
 use super::size::VideoSize;
-use super::{Cancel, Event, PipelineError, Stage, Video};
+use super::text::{EncodedPrompt, TextStage};
+use super::{Cancel, Event, PipelineError, Stage, Video, component_config};
 
 /// What to generate. Defaults follow `LTXConditionPipeline.__call__`.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,6 +92,14 @@ struct Prompt {
     batch: usize,
 }
 
+/// What a run will do, worked out from its options before any work.
+struct Plan {
+    windows: Vec<(usize, usize)>,
+    schedule: Schedule,
+    /// Where video-to-video starts, when it does not start from noise.
+    start_sigma: Option<f32>,
+}
+
 /// Windows `[start, end)` of `window` latent frames covering `total`, each
 /// sharing at least `overlap` frames with the one before (the last window
 /// is moved back to stay whole).
@@ -144,32 +153,18 @@ impl GenerateOptions {
     }
 }
 
-/// The loaded model: configs, tokenizer and the three components on the GPU.
+/// The loaded model: configs and the three components on the GPU.
 pub struct LtxPipeline {
-    pub text_config: T5Config,
     pub transformer_config: TransformerConfig,
     pub vae_config: VaeConfig,
     pub scheduler: FlowMatchConfig,
     pub act: DType,
-    tokenizer: PromptTokenizer,
-    text_encoder: T5Encoder,
+    text: Arc<TextStage>,
     transformer: LtxTransformer,
     vae: VaeDecoder,
     /// Absent from bundles converted without it: text-to-video only.
     encoder: Option<VaeEncoder>,
     stats: LatentStats,
-}
-
-fn config<T: serde::de::DeserializeOwned>(
-    manifest: &Manifest,
-    component: &str,
-) -> Result<T, ModelError> {
-    let c = manifest
-        .components
-        .get(component)
-        .ok_or_else(|| ModelError::Config(format!("the bundle has no '{component}' component")))?;
-    serde_json::from_value(c.config.clone())
-        .map_err(|e| ModelError::Config(format!("{component}/config.json: {e}")))
 }
 
 impl LtxPipeline {
@@ -181,27 +176,38 @@ impl LtxPipeline {
         weights: &Weights,
         act: DType,
     ) -> Result<LtxPipeline, PipelineError> {
+        Self::check_act(gpu, act)?;
+        let text = TextStage::load(gpu, manifest, weights)?;
+        Self::with_text(gpu, manifest, weights, act, Arc::new(text))
+    }
+
+    fn check_act(gpu: &Gpu, act: DType) -> Result<(), PipelineError> {
         if act == DType::F16 && !gpu.caps.f16 {
             return Err(PipelineError::Option(
                 "f16 activations need shader-f16, which this adapter lacks; use f32".into(),
             ));
         }
-        let text_config: T5Config = config(manifest, "text_encoder")?;
-        let transformer_config: TransformerConfig = config(manifest, "transformer")?;
-        let vae_config: VaeConfig = config(manifest, "vae")?;
+        Ok(())
+    }
+
+    /// The rest of the pipeline around a text stage already loaded (one a
+    /// page built while the other components were downloading); `weights`
+    /// need not hold the text encoder's tensors any more.
+    pub fn with_text(
+        gpu: &Gpu,
+        manifest: &Manifest,
+        weights: &Weights,
+        act: DType,
+        text: Arc<TextStage>,
+    ) -> Result<LtxPipeline, PipelineError> {
+        Self::check_act(gpu, act)?;
+        let transformer_config: TransformerConfig = component_config(manifest, "transformer")?;
+        let vae_config: VaeConfig = component_config(manifest, "vae")?;
         let scheduler: FlowMatchConfig = match &manifest.scheduler {
             Some(v) => serde_json::from_value(v.clone())
                 .map_err(|e| ModelError::Config(format!("scheduler_config.json: {e}")))?,
             None => FlowMatchConfig::default(),
         };
-        let json = manifest
-            .tokenizer
-            .get("tokenizer.json")
-            .ok_or_else(|| ModelError::Config("the bundle has no tokenizer.json".into()))?;
-        let bytes = serde_json::to_vec(json)
-            .map_err(|e| ModelError::Config(format!("tokenizer.json: {e}")))?;
-        let tokenizer = PromptTokenizer::from_json(&bytes, "<pad>")?;
-        let text_encoder = T5Encoder::load(gpu, weights.root("text_encoder"), &text_config)?;
         let transformer =
             LtxTransformer::load(gpu, weights.root("transformer"), &transformer_config, act)?;
         let vae = VaeDecoder::load(gpu, weights.root("vae"), &vae_config, act)?;
@@ -217,13 +223,11 @@ impl LtxPipeline {
         };
         let stats = LatentStats::load(&weights.root("vae"), &vae_config)?;
         Ok(LtxPipeline {
-            text_config,
             transformer_config,
             vae_config,
             scheduler,
             act,
-            tokenizer,
-            text_encoder,
+            text,
             transformer,
             vae,
             encoder,
@@ -241,7 +245,7 @@ impl LtxPipeline {
 
     /// GPU bytes the loaded weights hold.
     pub fn weight_bytes(&self) -> u64 {
-        self.text_encoder.bytes()
+        self.text.bytes()
             + self.transformer.bytes()
             + self.vae.bytes()
             + self.encoder.as_ref().map_or(0, |e| e.bytes())
@@ -319,7 +323,7 @@ impl LtxPipeline {
             .map(|w| ((w[0].1 - w[0].0) - 1) * temporal + 1 + extra * temporal);
         size.frames += extra * temporal;
         MemoryEstimate::ltx_windowed(
-            &self.text_config,
+            &self.text.config,
             &self.transformer_config,
             &self.vae_config,
             size,
@@ -372,6 +376,28 @@ impl LtxPipeline {
         self.decode(gpu, opts, z, events, cancel).await
     }
 
+    /// The text stage (tokenizer and T5), which a page may build and run
+    /// before the rest of the bundle is in.
+    pub fn text(&self) -> &Arc<TextStage> {
+        &self.text
+    }
+
+    /// As [`LtxPipeline::generate`], from a prompt already encoded by this
+    /// pipeline's text stage or by one loaded from the same bundle.
+    pub async fn generate_from(
+        &self,
+        gpu: &Gpu,
+        opts: &GenerateOptions,
+        prompt: EncodedPrompt,
+        events: &mut dyn FnMut(Event),
+        cancel: &Cancel,
+    ) -> Result<Video, PipelineError> {
+        let z = self
+            .generate_latents_from(gpu, opts, prompt, events, cancel)
+            .await?;
+        self.decode(gpu, opts, z, events, cancel).await
+    }
+
     /// The denoised latents of a clip, normalised, `[C, F', H', W']`
     /// (what [`LtxPipeline::generate`] decodes).
     pub async fn generate_latents(
@@ -381,6 +407,37 @@ impl LtxPipeline {
         events: &mut dyn FnMut(Event),
         cancel: &Cancel,
     ) -> Result<Vec<f32>, PipelineError> {
+        // Every option is checked before any work.
+        let plan = self.plan(gpu, opts)?;
+        let prompt = self.text.encode(gpu, opts, events, cancel).await?;
+        self.denoise_clip(gpu, opts, plan, prompt, events, cancel)
+            .await
+    }
+
+    /// As [`LtxPipeline::generate_latents`], from an encoded prompt.
+    pub async fn generate_latents_from(
+        &self,
+        gpu: &Gpu,
+        opts: &GenerateOptions,
+        prompt: EncodedPrompt,
+        events: &mut dyn FnMut(Event),
+        cancel: &Cancel,
+    ) -> Result<Vec<f32>, PipelineError> {
+        if !prompt.matches(opts) {
+            return Err(PipelineError::Option(
+                "the encoded prompt was made for another prompt, negative prompt, guidance \
+                 or sequence length than these options"
+                    .into(),
+            ));
+        }
+        let plan = self.plan(gpu, opts)?;
+        self.denoise_clip(gpu, opts, plan, prompt, events, cancel)
+            .await
+    }
+
+    /// Checks `opts` (size, frame rate, memory, tiling, schedule) and works
+    /// out what the run will do.
+    fn plan(&self, gpu: &Gpu, opts: &GenerateOptions) -> Result<Plan, PipelineError> {
         let (spatial, temporal) = (self.spatial_compression(), self.temporal_compression());
         let size = opts.size();
         if !size.is_valid(spatial, temporal) {
@@ -406,11 +463,8 @@ impl LtxPipeline {
         })?;
         let tc = &self.transformer_config;
         let (pt, p) = (tc.patch_size_t, tc.patch_size);
-        let [lf, lh, lw] = size.latent(spatial, temporal);
+        let [_, lh, lw] = size.latent(spatial, temporal);
         let windows = self.windows(opts)?;
-        let channels = tc.in_channels / (pt * p * p);
-        let cfg = opts.guidance_scale > 1.0;
-        let batch = if cfg { 2 } else { 1 };
         // Dynamic shifting follows the tokens the transformer sees at once.
         let window_frames = windows[0].1 - windows[0].0;
         let video_tokens = (window_frames / pt) * (lh / p) * (lw / p);
@@ -435,52 +489,51 @@ impl LtxPipeline {
                 }
             }
         }
+        Ok(Plan {
+            windows,
+            schedule,
+            start_sigma,
+        })
+    }
 
-        // 1. Prompt states: [negative; positive] under CFG, as diffusers stacks them.
+    /// Denoises the clip window after window from the prompt's states.
+    async fn denoise_clip(
+        &self,
+        gpu: &Gpu,
+        opts: &GenerateOptions,
+        plan: Plan,
+        text: EncodedPrompt,
+        events: &mut dyn FnMut(Event),
+        cancel: &Cancel,
+    ) -> Result<Vec<f32>, PipelineError> {
+        let (spatial, temporal) = (self.spatial_compression(), self.temporal_compression());
+        let Plan {
+            windows,
+            schedule,
+            start_sigma,
+        } = plan;
+        let tc = &self.transformer_config;
+        let (pt, p) = (tc.patch_size_t, tc.patch_size);
+        let [lf, lh, lw] = opts.size().latent(spatial, temporal);
+        let channels = tc.in_channels / (pt * p * p);
+        let (batch, len) = (text.batch, text.len);
+
+        // 1. The prompt states in the transformer's caption space.
         cancel.check()?;
-        let started = Instant::now();
-        events(Event::StageStarted(Stage::TextEncoding));
-        let len = opts.max_sequence_length;
-        let mut ids = Vec::with_capacity(batch * len);
-        let mut mask = Vec::with_capacity(batch * len);
-        let mut tokenize = |text: &str, negative: bool| -> Result<(), PipelineError> {
-            let t = self.tokenizer.encode(text, len)?;
-            if t.truncated {
-                events(Event::PromptTruncated {
-                    negative,
-                    tokens: t.full_len,
-                    kept: len,
-                });
-            }
-            ids.extend(t.ids);
-            mask.extend(t.mask);
-            Ok(())
-        };
-        if cfg {
-            tokenize(&opts.negative_prompt.clone().unwrap_or_default(), true)?;
-        }
-        tokenize(&opts.prompt, false)?;
-        let bias = transformer::mask_bias(&mask);
-        let mut step = gpu.step("text encoding");
-        let states = self.text_encoder.encode(&mut step, &ids, &mask, batch)?;
-        step.submit()?;
+        let bias = transformer::mask_bias(&text.mask);
         // T5 runs in f32 (its activations overflow f16); the transformer
         // takes the states in `act`. One small round trip, outside the loop.
         let states = if self.act == DType::F32 {
-            states
+            text.states
         } else {
-            let values = gpu.read(&states).await?;
-            gpu.upload(&values, &states.shape, self.act)?
+            let values = gpu.read(&text.states).await?;
+            gpu.upload(&values, &text.states.shape, self.act)?
         };
         let mut step = gpu.step("caption projection");
         let caption = self.transformer.project_caption(&mut step, &states)?;
         let mask_bias = gpu.upload(&bias, &[batch, len], DType::F32)?;
         step.submit()?;
         gpu.wait().await?;
-        events(Event::StageFinished {
-            stage: Stage::TextEncoding,
-            seconds: started.elapsed().as_secs_f64(),
-        });
 
         let noise = match &opts.latents {
             Some(l) => {

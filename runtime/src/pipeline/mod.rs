@@ -8,12 +8,14 @@ pub mod latents;
 pub mod ltx;
 pub mod memory;
 pub mod size;
+pub mod text;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use thiserror::Error;
 
+use crate::bundle::Manifest;
 use crate::gpu::GpuError;
 use crate::models::ModelError;
 use crate::sched::SchedulerError;
@@ -22,6 +24,20 @@ pub use condition::{Condition, Fit, Frames, VideoInput};
 pub use ltx::{GenerateOptions, LtxPipeline, Tiling, temporal_windows};
 pub use memory::MemoryEstimate;
 pub use size::{VideoSize, snap};
+pub use text::{EncodedPrompt, TextStage};
+
+/// A component's `config.json` as the manifest carries it.
+pub(crate) fn component_config<T: serde::de::DeserializeOwned>(
+    manifest: &Manifest,
+    component: &str,
+) -> Result<T, ModelError> {
+    let c = manifest
+        .components
+        .get(component)
+        .ok_or_else(|| ModelError::Config(format!("the bundle has no '{component}' component")))?;
+    serde_json::from_value(c.config.clone())
+        .map_err(|e| ModelError::Config(format!("{component}/config.json: {e}")))
+}
 
 /// The decode timestep the CLI, the storyboard and the page use when not
 /// told (LTX's recommended 0.05; `GenerateOptions::default()` keeps
