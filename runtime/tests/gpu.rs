@@ -87,3 +87,61 @@ fn a_buffer_over_the_binding_limit_is_refused_with_the_limit() {
         other => panic!("expected TooLarge, got {other:?}"),
     }
 }
+
+/// Profiled steps submitted the ordinary way keep their timestamps until
+/// asked: one entry per step, one time per dispatch, in order, and the
+/// results are the same as unprofiled.
+#[test]
+fn kernel_times_of_profiled_steps_are_collected_afterwards() {
+    let Some(gpu) = gpu() else { return };
+    if !gpu.caps.timestamps {
+        eprintln!("skipped: the adapter has no timestamp queries");
+        return;
+    }
+    let n = 1 << 16;
+    let a = gpu.upload(&vec![1.5; n], &[n], DType::F32).unwrap();
+    let b = gpu.upload(&vec![2.0; n], &[n], DType::F32).unwrap();
+    let (s, out) = (
+        gpu.empty(&[n], DType::F32).unwrap(),
+        gpu.empty(&[n], DType::F32).unwrap(),
+    );
+    gpu.set_profiling(true);
+    for label in ["first", "second"] {
+        let mut step = gpu.step(label);
+        elementwise::encode(&mut step, Op::Add, &a, Some(&b), &s).unwrap();
+        elementwise::encode(&mut step, Op::Mul, &s, Some(&b), &out).unwrap();
+        step.submit().unwrap();
+    }
+    gpu.set_profiling(false);
+    let mut plain = gpu.step("plain");
+    elementwise::encode(&mut plain, Op::Add, &a, Some(&b), &s).unwrap();
+    plain.submit().unwrap();
+    let times = pollster::block_on(gpu.take_kernel_times()).unwrap();
+    let steps: Vec<&str> = times.iter().map(|t| &*t.step).collect();
+    assert_eq!(
+        steps,
+        ["first", "second"],
+        "the unprofiled step is not listed"
+    );
+    for t in &times {
+        assert_eq!(t.kernels.len(), 2, "{t:?}");
+        assert!(
+            t.kernels
+                .iter()
+                .all(|k| k.nanos.is_finite() && k.nanos >= 0.0),
+            "{t:?}"
+        );
+    }
+    assert!(
+        pollster::block_on(gpu.take_kernel_times())
+            .unwrap()
+            .is_empty(),
+        "taken once"
+    );
+    let got = pollster::block_on(gpu.read(&out)).unwrap();
+    assert!(
+        got.iter().all(|&v| v == 7.0),
+        "first values {:?}",
+        &got[..4]
+    );
+}

@@ -193,16 +193,20 @@ def encode_latents(args):
     pool_z, pool_rgb = [], []
     for b, (w, h) in enumerate(cfg.SIZES):
         count = args.clips // len(cfg.SIZES)
-        zs, captions = [], []
+        zs, covers, captions = [], [], []
         for i0 in range(0, count, 8):
-            xs = []
+            xs, cs = [], []
             for i in range(i0, min(i0 + 8, count)):
-                video, caption, _, _ = shapes.clip(20_000_000 + b * 1_000_000 + i, w, h, cfg.FRAMES)
+                video, caption, _, cover = shapes.clip(20_000_000 + b * 1_000_000 + i, w, h, cfg.FRAMES)
                 xs.append(to_tensor(video))
+                cs.append(torch.from_numpy(cover)[None])
                 captions.append(caption)
             x = torch.stack(xs)
             z = vae.encode(x).latent_dist.mode()
             zs.append(z)
+            # The objects' share of each latent cell, for the transformer's
+            # loss weights.
+            covers.append(latent_cells_rgb(torch.stack(cs) * 2 - 1, z.shape[2:])[:, 0].half())
             if len(pool_z) < 200:
                 pool_z.append(z)
                 pool_rgb.append(latent_cells_rgb(x, z.shape[2:]))
@@ -211,6 +215,7 @@ def encode_latents(args):
         z = torch.cat(zs)
         enc = tok(captions, padding="max_length", max_length=cfg.MAX_SEQUENCE_LENGTH, truncation=True, return_tensors="pt")
         store[f"latents_{w}x{h}"] = z
+        store[f"cover_{w}x{h}"] = torch.cat(covers)
         store[f"ids_{w}x{h}"] = enc.input_ids.to(torch.int32)
         store[f"mask_{w}x{h}"] = enc.attention_mask.to(torch.int32)
     # Per-channel statistics for the VAE's latent normalisation.
@@ -293,7 +298,8 @@ def train_transformer(args):
     for w, h in cfg.BUCKETS:
         z = (data[f"latents_{w}x{h}"] - mean) * cfg.VAE["scaling_factor"] / std
         ids, mask = data[f"ids_{w}x{h}"].long(), data[f"mask_{w}x{h}"].long()
-        buckets.append((z, ids[:, :text_len], mask[:, :text_len]))
+        cover = data[f"cover_{w}x{h}"].float()
+        buckets.append((z, ids[:, :text_len], mask[:, :text_len], cover))
     empty = tok([""], padding="max_length", max_length=text_len, return_tensors="pt")
 
     text_encoder = T5EncoderModel(T5Config(**{**cfg.T5, "vocab_size": len(tok)}))
@@ -309,7 +315,7 @@ def train_transformer(args):
     gen = torch.Generator().manual_seed(args.seed)
     start, losses = time.time(), []
     step = 0
-    while step < args.steps:
+    while step < args.steps and not (args.stop_after and step >= args.stop_after):
         if args.minutes and step == 20:
             # A time budget: fix the step count from the first steps' pace
             # (the warm-up does not depend on it); the log records it.
@@ -318,9 +324,15 @@ def train_transformer(args):
             print(f"{pace:.2f} s/step: {args.steps} steps in {args.minutes} minutes", flush=True)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, args.steps, args.lr, warmup=200)
-        z_all, ids_all, mask_all = buckets[step % len(buckets)]
+        z_all, ids_all, mask_all, cover_all = buckets[step % len(buckets)]
         idx = torch.randint(0, z_all.shape[0], (args.batch,), generator=gen)
         x0, ids, mask = z_all[idx], ids_all[idx].clone(), mask_all[idx].clone()
+        # Objects cover a few percent of a frame but carry what prompts ask
+        # for (colour, shape, motion): weigh their tokens up, as the VAE's
+        # loss weighs their pixels. Per token the best prediction is the
+        # same; the weight only decides where the small model's capacity
+        # goes first.
+        weight = 1.0 + args.object_weight * LTXConditionPipeline._pack_latents(cover_all[idx][:, None])[..., 0]
         drop = torch.rand(args.batch, generator=gen) < 0.1  # for classifier-free guidance
         ids[drop], mask[drop] = empty.input_ids[0], empty.attention_mask[0]
         b, c, f, h, w = x0.shape
@@ -353,7 +365,7 @@ def train_transformer(args):
             return_dict=False,
         )[0]
         target = LTXConditionPipeline._pack_latents(noise - x0)
-        keep = (1 - token_cond)[..., None]
+        keep = ((1 - token_cond) * weight)[..., None]
         loss = ((pred - target).pow(2) * keep).sum() / (keep.sum() * c)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -382,9 +394,32 @@ def train_transformer(args):
             "seconds": round(time.time() - start),
             "final_loss": float(np.mean(losses[-200:])),
             "text_len": text_len,
+            "object_weight": args.object_weight,
             "torch_threads": torch.get_num_threads(),
         },
     )
+
+
+def adopt(args):
+    """Starts a work folder from a pipeline folder (a shipped bundle after
+    `framecast-quantize dequantize`): its VAE and tokenizer as they are, its
+    text encoder and transformer as W/adopted.pt for `transformer
+    --continue-from`."""
+    import shutil
+
+    from diffusers import LTXVideoTransformer3DModel
+    from transformers import T5EncoderModel
+
+    for part in ("vae", "tokenizer"):
+        shutil.copytree(args.source / part, args.work / part, dirs_exist_ok=True)
+    models = torch.nn.ModuleDict(
+        {
+            "text_encoder": T5EncoderModel.from_pretrained(args.source / "text_encoder"),
+            "transformer": LTXVideoTransformer3DModel.from_pretrained(args.source / "transformer"),
+        }
+    )
+    torch.save(models.state_dict(), args.work / "adopted.pt")
+    log(args.work, {"stage": "adopt", "source": str(args.source.name)})
 
 
 # ----------------------------------------------------------------- pipeline
@@ -471,7 +506,7 @@ def sample(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["tokenizer", "vae", "latents", "transformer", "export", "sample"])
+    ap.add_argument("stage", choices=["tokenizer", "vae", "latents", "transformer", "adopt", "export", "sample"])
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=1000)
@@ -483,12 +518,14 @@ def main():
     ap.add_argument("--kl", type=float, default=1e-4)
     ap.add_argument("--clips", type=int, default=4500)
     ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--object-weight", type=float, default=0.0, help="transformer: extra loss weight on tokens the objects cover")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--minutes", type=float, default=0, help="transformer: a time budget that sets --steps")
-    ap.add_argument("--stop-after", type=int, default=0, help="VAE: stop after this many steps of the --steps schedule")
+    ap.add_argument("--stop-after", type=int, default=0, help="VAE, transformer: stop after this many steps of the --steps schedule")
     ap.add_argument("--resume", type=int, default=0, help="VAE: continue from W/vae, trained this many steps")
     ap.add_argument("--continue-from", type=Path, help="transformer: start from these weights (a saved transformer_ema.pt)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--source", type=Path, help="adopt: a pipeline folder (a dequantised bundle)")
     ap.add_argument("--prompt", default="a green triangle moves to the right")
     ap.add_argument("--width", type=int, default=cfg.WIDTH)
     ap.add_argument("--height", type=int, default=cfg.HEIGHT)
@@ -503,6 +540,7 @@ def main():
         "vae": train_vae,
         "latents": encode_latents,
         "transformer": train_transformer,
+        "adopt": adopt,
         "export": export,
         "sample": sample,
     }[args.stage](args)

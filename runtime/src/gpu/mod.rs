@@ -15,7 +15,7 @@ pub use adapter::{AdapterChoice, Caps, Precision};
 pub use error::GpuError;
 pub use pipeline::{Access, PipelineKey};
 pub use pool::MemoryStats;
-pub use step::{Binding, KernelTime, Step};
+pub use step::{Binding, KernelTime, Step, StepTimes};
 pub use tensor::{DType, Tensor};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +34,8 @@ pub struct Gpu {
     lost: Arc<Mutex<Option<String>>>,
     errors: Arc<Mutex<Vec<String>>>,
     profiling: AtomicBool,
+    /// Timestamps of profiled steps submitted with `Step::submit`.
+    timings: Mutex<Vec<step::PendingTiming>>,
 }
 
 impl Gpu {
@@ -82,6 +84,7 @@ impl Gpu {
             lost,
             errors,
             profiling: AtomicBool::new(profiling),
+            timings: Mutex::new(Vec::new()),
         })
     }
 
@@ -103,6 +106,27 @@ impl Gpu {
     pub fn set_profiling(&self, on: bool) {
         self.profiling
             .store(on && self.caps.timestamps, Ordering::Relaxed);
+    }
+
+    fn keep_timing(&self, t: step::PendingTiming) {
+        if let Ok(mut list) = self.timings.lock() {
+            list.push(t);
+        }
+    }
+
+    /// The GPU times of every step submitted while profiling was on since
+    /// the last call, in submission order (waits for them to finish).
+    pub async fn take_kernel_times(&self) -> Result<Vec<StepTimes>, GpuError> {
+        let pending = self
+            .timings
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            out.push(p.read(self).await?);
+        }
+        Ok(out)
     }
 
     /// Fails if the device was lost or reported an error nobody caught.

@@ -36,6 +36,45 @@ pub struct KernelTime {
     pub nanos: f64,
 }
 
+/// The kernels of one submitted step with their GPU times.
+#[derive(Clone, Debug)]
+pub struct StepTimes {
+    pub step: Arc<str>,
+    pub kernels: Vec<KernelTime>,
+}
+
+/// A profiled step's timestamps, not read back yet.
+pub(super) struct PendingTiming {
+    pub(super) step: Arc<str>,
+    pub(super) readback: wgpu::Buffer,
+    pub(super) labels: Vec<Arc<str>>,
+}
+
+impl PendingTiming {
+    pub(super) async fn read(self, gpu: &Gpu) -> Result<StepTimes, GpuError> {
+        let bytes = gpu
+            .map_read(&self.readback, (self.labels.len() * 16) as u64)
+            .await?;
+        Ok(StepTimes {
+            step: self.step,
+            kernels: kernel_times(gpu, &bytes, self.labels),
+        })
+    }
+}
+
+fn kernel_times(gpu: &Gpu, bytes: &[u8], labels: Vec<Arc<str>>) -> Vec<KernelTime> {
+    let ticks: &[u64] = bytemuck::cast_slice(bytes);
+    let period = gpu.queue.get_timestamp_period() as f64;
+    labels
+        .into_iter()
+        .enumerate()
+        .map(|(i, label)| KernelTime {
+            label,
+            nanos: ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period,
+        })
+        .collect()
+}
+
 /// Uniform parameters of a step go into 256 KiB chunks with dynamic offsets,
 /// so bind groups stay the same from one step to the next.
 const CHUNK: u64 = 256 << 10;
@@ -213,8 +252,19 @@ impl<'g> Step<'g> {
     }
 
     /// Uploads the uniforms and submits everything as one command buffer.
+    /// With profiling on, the dispatches' timestamps are kept for
+    /// [`Gpu::take_kernel_times`] (read later, so nothing waits here).
     pub fn submit(self) -> Result<wgpu::SubmissionIndex, GpuError> {
-        Ok(self.submit_inner()?.0)
+        let (gpu, step) = (self.gpu, Arc::<str>::from(self.label.as_str()));
+        let (index, timing) = self.submit_inner()?;
+        if let Some((readback, labels)) = timing {
+            gpu.keep_timing(PendingTiming {
+                step,
+                readback,
+                labels,
+            });
+        }
+        Ok(index)
     }
 
     /// Submits, waits, and returns each dispatch's GPU time (empty when the
@@ -228,16 +278,7 @@ impl<'g> Step<'g> {
             return Ok(Vec::new());
         };
         let bytes = gpu.map_read(&readback, (labels.len() * 16) as u64).await?;
-        let ticks: &[u64] = bytemuck::cast_slice(&bytes);
-        let period = gpu.queue.get_timestamp_period() as f64;
-        Ok(labels
-            .into_iter()
-            .enumerate()
-            .map(|(i, label)| KernelTime {
-                label,
-                nanos: ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period,
-            })
-            .collect())
+        Ok(kernel_times(gpu, &bytes, labels))
     }
 
     #[allow(clippy::type_complexity)]
