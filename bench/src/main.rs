@@ -3,15 +3,11 @@
 //! Times framecast's kernels on the LTX-2B shapes against the adapter's own
 //! measured FMA peak and against burn 0.22 (wgpu backend) on the same adapter,
 //! and prints a markdown table (progress goes to stderr).
-//!
-//! `cargo run --release -p framecast-bench -- --pipeline BUNDLE` instead
-//! times a whole pipeline end to end (see `pipeline.rs`).
 
 mod burn_ops;
 mod cases;
 mod framecast_ops;
 mod peak;
-mod pipeline;
 mod report;
 mod timing;
 
@@ -33,12 +29,7 @@ struct Args {
     /// burn side then runs only its f32 cases without GEMM autotune).
     #[arg(long)]
     quick: bool,
-    /// Time this bundle's pipeline end to end (the bench-mid call) instead.
-    #[arg(long)]
-    pipeline: Option<std::path::PathBuf>,
-    /// With --pipeline: f32 activations even where the adapter has f16.
-    #[arg(long)]
-    f32: bool,
+
     /// Run only cases whose "family shape format" contains one of these (case-insensitive).
     #[arg(long, num_args = 1.., value_delimiter = ',')]
     filter: Vec<String>,
@@ -61,9 +52,6 @@ async fn run(args: Args) -> Result<()> {
         .await
         .context("opening the framecast adapter")?;
     eprintln!("framecast adapter: {}", gpu.describe());
-    if let Some(bundle) = &args.pipeline {
-        return pipeline::run(&gpu, bundle, args.f32).await;
-    }
     let burn = if args.no_burn {
         None
     } else {

@@ -1,6 +1,13 @@
 //! End to end: a whole LTX pipeline from a bundle, by stage, with peak GPU
 //! memory and how busy the GPU was while denoising.
 //!
+//! ```text
+//! python tools/reference/bench_mid.py build /tmp/bench-mid
+//! cargo run --release -p framecast-quantize -- convert /tmp/bench-mid /tmp/bench-mid-q4
+//! cargo run --release -p framecast --example bench_pipeline -- /tmp/bench-mid-q4 [--f32]
+//! python tools/reference/bench_mid.py time /tmp/bench-mid --threads 2
+//! ```
+//!
 //! Made for the "bench-mid" pipeline (`tools/reference/bench_mid.py`, whose
 //! `CALL` this mirrors: 512x320, 49 frames, 8 steps, no CFG), which
 //! diffusers times on the CPU with the same script. Three runs: a warm-up
@@ -15,11 +22,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use framecast::Gpu;
 use framecast::bundle::{BundleLoader, FsSource, Manifest};
 use framecast::gpu::DType;
 use framecast::models::Weights;
 use framecast::pipeline::{Cancel, Event, GenerateOptions, LtxPipeline};
+use framecast::{AdapterChoice, Gpu};
 
 /// tools/reference/bench_mid.py `CALL`.
 fn call() -> GenerateOptions {
@@ -71,7 +78,19 @@ async fn generate(gpu: &Gpu, pipe: &LtxPipeline, opts: &GenerateOptions) -> Resu
     Ok(run)
 }
 
-pub async fn run(gpu: &Gpu, bundle: &Path, f32: bool) -> Result<()> {
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(bundle) = args.iter().find(|a| !a.starts_with("--")) else {
+        anyhow::bail!("usage: bench_pipeline <bundle dir> [--f32]");
+    };
+    let f32 = args.iter().any(|a| a == "--f32");
+    pollster::block_on(async {
+        let gpu = Gpu::new(&AdapterChoice::from_env()).await?;
+        run(&gpu, Path::new(bundle), f32).await
+    })
+}
+
+async fn run(gpu: &Gpu, bundle: &Path, f32: bool) -> Result<()> {
     let act = if gpu.caps.f16 && !f32 {
         DType::F16
     } else {
