@@ -368,12 +368,12 @@ fn webm_output_is_vp9_matching_its_frames() -> Result<()> {
     Ok(())
 }
 
-/// What README's main command should show: a green object moving right,
-/// measured by the evaluation's analysis of the raw frames.
+/// What README's main command shows: a green object moving right, measured
+/// by the evaluation's analysis of the raw frames. (Its shape is not
+/// checked: the demo model does not draw a clean triangle yet, see
+/// BENCHMARKS.md.)
 #[test]
-#[ignore = "the shipped demo model does not yet follow prompts well enough (see BENCHMARKS.md, \
-            demo model): its clip for this prompt is not reliably green and moving right"]
-fn readme_main_command_makes_a_green_triangle_move_right() -> Result<()> {
+fn readme_main_command_makes_a_green_object_move_right() -> Result<()> {
     if gpu().is_none() || tools().is_none() {
         return Ok(());
     }

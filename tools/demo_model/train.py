@@ -2,19 +2,34 @@
 on procedural clips of shapes (tools/shapes), with diffusers' and
 transformers' own classes, and saves it in diffusers' layout.
 
-Stages, each reading what the previous one wrote under --work; the
-shipped model was made with exactly these (2 CPU cores, torch 2.15):
+Stages, each reading what the previous one wrote under --work (2 CPU
+cores, torch 2.15). The shipped model was made in two sessions. First
+(run 1, its transformer ignored the prompt's objects):
 
     python tools/demo_model/train.py tokenizer --work W
     python tools/demo_model/train.py vae --work W --steps 1400 --stop-after 1000 --batch 6 --size 96 --frames 9 --lr 5e-4
     python tools/demo_model/train.py vae --work W --steps 1800 --batch 6 --size 96 --frames 9 --lr 4e-4 --resume 1000
     python tools/demo_model/train.py latents --work W --clips 3000
     python tools/demo_model/train.py transformer --work W --steps 2766 --batch 8 --lr 5e-4
+
+Then, run 1's f32 weights being gone, from its shipped bundle: the VAE and
+tokenizer as they are, the q4 text encoder and transformer dequantised as
+the starting point; the encoder now gets the caption mask (as at
+inference), and the loss weighs the tokens objects cover 16x:
+
+    cargo run -p framecast-quantize -- dequantize models/demo D
+    python tools/demo_model/train.py adopt --work W --source D
+    python tools/demo_model/train.py latents --work W --clips 3000
+    python tools/demo_model/train.py transformer --work W --continue-from W/adopted.pt --steps 3928 --stop-after 500 --batch 8 --lr 5e-4 --seed 1
+    cp W/transformer_ema.pt W/run2.pt
+    python tools/demo_model/train.py transformer --work W --continue-from W/run2.pt --steps 2673 --object-weight 15 --batch 8 --lr 5e-4 --seed 2
     python tools/demo_model/train.py export --work W --out W/pipeline
+    cargo run -p framecast-quantize -- convert W/pipeline models/demo --weights q4 --keep "vae/*=f16" --shard-size 1M
     python tools/demo_model/train.py sample --work W --prompt "a green triangle moves to the right"
 
 (`transformer --minutes M` sets the step count from the first steps' pace
-instead; the shipped run used `--minutes 42`, which gave 2766 steps.)
+instead: run 1 used `--minutes 42` (2766 steps), the later runs
+`--minutes 50` (3928, stopped at 500) and `--minutes 38` (2673).)
 
 Seeded throughout: the same stages with the same arguments on the same
 torch build give the same weights. Each stage appends its time and losses
