@@ -29,7 +29,6 @@ struct Args {
     /// burn side then runs only its f32 cases without GEMM autotune).
     #[arg(long)]
     quick: bool,
-
     /// Run only cases whose "family shape format" contains one of these (case-insensitive).
     #[arg(long, num_args = 1.., value_delimiter = ',')]
     filter: Vec<String>,
