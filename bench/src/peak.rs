@@ -10,6 +10,8 @@ use framecast::Gpu;
 
 const SOURCE: &str = include_str!("fma.wgsl");
 const WG: u32 = 256;
+/// FMA steps per loop iteration (`UNROLL` in the shader).
+const UNROLL: f64 = 8.0;
 /// Workgroups of 256 per dispatch. A GPU needs many to fill (4096 x 256 is
 /// about four times what an H100 holds resident); a CPU rasteriser is full
 /// with a few dozen, and there each invocation's setup is costly enough that
@@ -119,7 +121,7 @@ async fn run(gpu: &Gpu, f16: bool, chains: u32, reps: usize, sample_ms: f64) -> 
             pass.dispatch_workgroups(groups, 1, 1);
         }
         gpu.queue.submit([encoder.finish()]);
-        iters as f64 * chains as f64 * 4.0 * 2.0 * invocations as f64
+        iters as f64 * UNROLL * chains as f64 * 4.0 * 2.0 * invocations as f64
     };
     // The first dispatch pays for shader compilation: keep it out of the
     // calibration. Then grow the iteration count until one dispatch takes
@@ -156,7 +158,7 @@ fn log_line(f16: bool, chains: u32, iters: u32, invocations: u64, rates: &[f64])
     let kind = if f16 { "f16" } else { "f32" };
     let rates: Vec<String> = rates.iter().map(|r| format!("{r:.1}")).collect();
     eprintln!(
-        "FMA {kind}: {invocations} invocations x {iters} iterations x {chains} vec4 chains: {} GFLOP/s",
+        "FMA {kind}: {invocations} invocations x {iters} iterations x {UNROLL} steps x {chains} vec4 chains: {} GFLOP/s",
         rates.join(", ")
     );
 }

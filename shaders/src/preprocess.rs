@@ -1,4 +1,15 @@
 //! A line preprocessor for what WGSL `override` constants cannot express.
+//!
+//! - `#include "common/<name>.wgsl"` pastes a snippet (once per module);
+//! - `#if FLAG`, `#if !FLAG`, `#else`, `#endif` keep or drop lines;
+//! - `#repeat NAME COUNT` ... `#endrepeat` writes the enclosed lines COUNT
+//!   times with `{NAME}` replaced by 0, 1, ... (nesting allowed). COUNT is a
+//!   number or the name of a define, a flag written `NAME=VALUE`;
+//! - `{NAME}` anywhere else is replaced by the value of the define NAME.
+//!
+//! Kernels use `#repeat` for register blocking: WGSL arrays indexed in loops
+//! end up in memory on some compilers (lavapipe), named values stay in
+//! registers.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -18,7 +29,7 @@ impl fmt::Display for PreprocessError {
 
 impl std::error::Error for PreprocessError {}
 
-/// Expands `#include` and `#if`/`#else`/`#endif` in `source`.
+/// Expands `#include`, `#if`/`#else`/`#endif` and `#repeat` in `source`.
 pub fn preprocess(
     file: &str,
     source: &str,
@@ -47,10 +58,39 @@ fn expand(
     // Each entry: (this branch is taken, some enclosing branch is dropped, seen #else).
     let mut stack: Vec<(bool, bool, bool)> = Vec::new();
     let active = |stack: &[(bool, bool, bool)]| stack.iter().all(|&(taken, _, _)| taken);
-    for (i, line) in source.lines().enumerate() {
-        let n = i + 1;
+    let lines: Vec<&str> = source.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let (n, line) = (i + 1, lines[i]);
+        i += 1;
         let trimmed = line.trim_start();
-        if let Some(rest) = trimmed.strip_prefix("#if ") {
+        if let Some(rest) = trimmed.strip_prefix("#repeat ") {
+            let end = matching_endrepeat(&lines, i)
+                .ok_or_else(|| err(n, "#repeat without #endrepeat".into()))?;
+            let body = lines[i..end].join("\n");
+            i = end + 1;
+            if !active(&stack) {
+                continue;
+            }
+            let mut words = rest.split_whitespace();
+            let (name, count) = match (words.next(), words.next(), words.next()) {
+                (Some(name), Some(count), None) => (name, count),
+                _ => return Err(err(n, format!("bad #repeat '{rest}': want NAME COUNT"))),
+            };
+            let count = repeat_count(count, flags).ok_or_else(|| {
+                err(
+                    n,
+                    format!("#repeat count '{count}' is neither a number nor a define"),
+                )
+            })?;
+            let pattern = format!("{{{name}}}");
+            for k in 0..count {
+                let text = body.replace(&pattern, &k.to_string());
+                expand(file, &text, flags, resolve, included, out)?;
+            }
+        } else if trimmed.starts_with("#endrepeat") {
+            return Err(err(n, "#endrepeat without #repeat".into()));
+        } else if let Some(rest) = trimmed.strip_prefix("#if ") {
             let cond = rest.trim();
             let (negate, name) = match cond.strip_prefix('!') {
                 Some(name) => (true, name.trim()),
@@ -86,14 +126,45 @@ fn expand(
         } else if trimmed.starts_with('#') {
             return Err(err(n, format!("unknown directive '{trimmed}'")));
         } else if active(&stack) {
-            out.push_str(line);
+            let mut line = line.to_string();
+            for (name, value) in flags.iter().filter_map(|f| f.split_once('=')) {
+                line = line.replace(&format!("{{{name}}}"), value);
+            }
+            out.push_str(&line);
             out.push('\n');
         }
     }
     if !stack.is_empty() {
-        return Err(err(source.lines().count(), "#if without #endif".into()));
+        return Err(err(lines.len(), "#if without #endif".into()));
     }
     Ok(())
+}
+
+/// The index of the `#endrepeat` closing a `#repeat` whose body starts at `start`.
+fn matching_endrepeat(lines: &[&str], start: usize) -> Option<usize> {
+    let mut depth = 0;
+    for (i, line) in lines.iter().enumerate().skip(start) {
+        let t = line.trim_start();
+        if t.starts_with("#repeat ") {
+            depth += 1;
+        } else if t.starts_with("#endrepeat") {
+            if depth == 0 {
+                return Some(i);
+            }
+            depth -= 1;
+        }
+    }
+    None
+}
+
+/// A literal count, or the value of the define `NAME=VALUE` among `flags`.
+fn repeat_count(count: &str, flags: &[&str]) -> Option<usize> {
+    if let Ok(n) = count.parse() {
+        return Some(n);
+    }
+    flags
+        .iter()
+        .find_map(|f| f.strip_prefix(count)?.strip_prefix('=')?.parse().ok())
 }
 
 #[cfg(test)]
@@ -122,6 +193,38 @@ mod tests {
         assert_eq!(preprocess("t", src, &[], &resolve).unwrap(), "x\ny\n");
         let e = preprocess("t", "#include \"nope\"\n", &[], &resolve).unwrap_err();
         assert_eq!(e.line, 1);
+    }
+
+    #[test]
+    fn repeats_substitute_their_index_and_nest() {
+        let src = "#repeat i 2\n#repeat j N\na{i}{j}\n#endrepeat\n#if X\nx{i}\n#endif\n#endrepeat\nz{N}\n";
+        assert_eq!(
+            preprocess("t", src, &["N=3", "X"], &none).unwrap(),
+            "a00\na01\na02\nx0\na10\na11\na12\nx1\nz3\n"
+        );
+        assert_eq!(
+            preprocess("t", src, &["N=1"], &none).unwrap(),
+            "a00\na10\nz1\n"
+        );
+        // A repeat inside a dropped branch needs no define.
+        assert_eq!(
+            preprocess(
+                "t",
+                "#if X\n#repeat i N\na\n#endrepeat\n#endif\nb\n",
+                &[],
+                &none
+            )
+            .unwrap(),
+            "b\n"
+        );
+    }
+
+    #[test]
+    fn bad_repeats_are_errors() {
+        assert!(preprocess("t", "#repeat i 2\na\n", &[], &none).is_err());
+        assert!(preprocess("t", "a\n#endrepeat\n", &[], &none).is_err());
+        assert!(preprocess("t", "#repeat i N\na\n#endrepeat\n", &[], &none).is_err());
+        assert!(preprocess("t", "#repeat i\na\n#endrepeat\n", &[], &none).is_err());
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Linear layers: `Y[M, N] = X[M, K] · Wᵀ + b` with f32, f16, q8 or q4
 //! weights ([`Weight`]) and f32 accumulation.
 //!
-//! Two paths, picked by M: a tiled GEMM (workgroup-memory tiles, 8x8 outputs
-//! per invocation, q4/q8 dequantised while the W tile loads) for many rows,
-//! and a GEMV (a team of invocations per W row splitting K, then a workgroup
-//! reduction) for up to [`GEMV_MAX_M`] rows, where reading W once is the cost.
+//! Three paths. On GPUs, picked by M: a tiled GEMM (workgroup-memory tiles,
+//! 8x8 outputs per invocation, q4/q8 dequantised while the W tile loads) for
+//! many rows, and a GEMV (a team of invocations per W row splitting K, then a
+//! workgroup reduction) for up to [`GEMV_MAX_M`] rows, where reading W once
+//! is the cost. On CPU adapters with subgroups, for every M: the broadcast
+//! GEMM of `shaders/matmul_broadcast.wgsl` (no workgroup memory; rows of X
+//! handed round by subgroupBroadcast into a register block), since there
+//! every memory read is a loop over the SIMD lanes.
 
 mod weight;
 
@@ -38,6 +42,84 @@ pub enum Path {
     Gemm,
     /// Also valid past [`GEMV_MAX_M`] rows (it then reads W once per 16 rows).
     Gemv,
+    /// The subgroup-broadcast GEMM: needs [`broadcast_usable`].
+    Broadcast(Block),
+}
+
+/// The register block of the broadcast GEMM: each workgroup of `wg`
+/// invocations computes `8 * row_blocks` rows of Y, each invocation `4 *
+/// col_vecs` of its columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub row_blocks: u32,
+    pub col_vecs: u32,
+    pub wg: u32,
+}
+
+impl Block {
+    /// The blocks the shader is built for (each validated by naga's test).
+    pub const ALL: &[Block] = &[
+        Block::new(1, 1, 8),
+        Block::new(1, 2, 8),
+        Block::new(1, 4, 8),
+        Block::new(2, 2, 8),
+        Block::new(2, 4, 8),
+        Block::new(3, 4, 8),
+    ];
+
+    const fn new(row_blocks: u32, col_vecs: u32, wg: u32) -> Block {
+        Block {
+            row_blocks,
+            col_vecs,
+            wg,
+        }
+    }
+
+    /// The block for M rows: 16 x 16 per invocation (the fastest measured on
+    /// lavapipe at the LTX shapes), 8 rows where M is that small.
+    pub fn for_rows(m: usize) -> Block {
+        if m <= 8 {
+            Block::new(1, 4, 8)
+        } else {
+            Block::new(2, 4, 8)
+        }
+    }
+
+    pub fn rows(self) -> u32 {
+        8 * self.row_blocks
+    }
+
+    pub fn columns(self) -> u32 {
+        4 * self.col_vecs * self.wg
+    }
+
+    fn defines(self) -> [&'static str; 2] {
+        let rows = match self.row_blocks {
+            1 => "ROW_BLOCKS=1",
+            2 => "ROW_BLOCKS=2",
+            _ => "ROW_BLOCKS=3",
+        };
+        let cols = match self.col_vecs {
+            1 => "COL_VECS=1",
+            2 => "COL_VECS=2",
+            _ => "COL_VECS=4",
+        };
+        [rows, cols]
+    }
+}
+
+/// Whether the broadcast GEMM is this adapter's path: a CPU adapter with
+/// subgroups of at least 8 (lanes 0..7 hold the rows).
+pub fn broadcast_available(gpu: &Gpu) -> bool {
+    let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
+    cpu && gpu.caps.subgroups && gpu.caps.subgroup_size.0 >= 8
+}
+
+/// Whether the broadcast GEMM can take this weight on this adapter: K a
+/// multiple of its 8-value step, and so the quantisation group.
+pub fn broadcast_usable(gpu: &Gpu, w: &Weight) -> bool {
+    let step = w.k % 8 == 0 && (w.format.quant().is_none() || w.group % 8 == 0);
+    broadcast_available(gpu) && step
 }
 
 /// The most rows of X the automatic choice sends to the GEMV path.
@@ -109,18 +191,42 @@ pub fn encode_path(
             ),
         ));
     }
-    let gemv = match path {
-        Path::Auto => m <= GEMV_MAX_M,
-        Path::Gemm => false,
-        Path::Gemv => true,
+    let path = match path {
+        Path::Auto if broadcast_usable(step.gpu(), w) => Path::Broadcast(Block::for_rows(m)),
+        Path::Auto if m <= GEMV_MAX_M => Path::Gemv,
+        Path::Auto => Path::Gemm,
+        Path::Broadcast(_) if !broadcast_usable(step.gpu(), w) => {
+            return Err(GpuError::shape(
+                name,
+                "the broadcast GEMM needs a CPU adapter with subgroups and K a multiple of 8",
+            ));
+        }
+        Path::Broadcast(block) if !Block::ALL.contains(&block) => {
+            return Err(GpuError::shape(
+                name,
+                format!("{block:?} is not one of the blocks the shader is built for"),
+            ));
+        }
+        other => other,
     };
-    let base = PipelineKey::new(Kernel::Matmul, if gemv { "gemv" } else { "gemm" })
+    let (kernel, entry) = match path {
+        Path::Broadcast(_) => (Kernel::MatmulBroadcast, "gemm"),
+        Path::Gemv => (Kernel::Matmul, "gemv"),
+        _ => (Kernel::Matmul, "gemm"),
+    };
+    let base = PipelineKey::new(kernel, entry)
         .flags(precision.flags())
         .flags(w.format.flags())
         // Rows of X and W are whole vec4s: read four values at a time.
-        .flag_if(k % 4 == 0, "K4")
+        .flag_if(k % 4 == 0 && kernel == Kernel::Matmul, "K4")
         .flag_if(bias.is_some(), "BIAS");
-    let (key, tile_rows, tile_m) = if gemv {
+    let (key, tile_rows, tile_m) = if let Path::Broadcast(block) = path {
+        let key = base
+            .flags(&block.defines())
+            .flags(&["SUBGROUPS"])
+            .constant("WG", block.wg);
+        (key, block.columns(), block.rows())
+    } else if path == Path::Gemv {
         // X rows per workgroup: the next power of two, so few pipelines exist.
         let gv_m = m.clamp(1, GEMV_MAX_M).next_power_of_two() as u32;
         // Fewer W rows per workgroup when each carries 16 sums, which keeps
@@ -207,6 +313,7 @@ pub fn reference(
     y
 }
 
+#[derive(Clone, Copy)]
 struct Case {
     m: usize,
     k: usize,
@@ -289,9 +396,11 @@ fn cases() -> Vec<Case> {
     cases
 }
 
-/// Every weight format at awkward sizes on both paths, with and without
+/// Every weight format at awkward sizes on every path, with and without
 /// bias, split and unsplit, against [`reference`] on the dequantised weight
-/// (so q4/q8 are held to arithmetic error, not quantisation error).
+/// (so q4/q8 are held to arithmetic error, not quantisation error). Where
+/// the broadcast GEMM is the automatic choice, each case also runs on the
+/// path a GPU would take, and a few on every [`Block`].
 pub async fn self_check(gpu: &Gpu, precision: Precision) -> Result<Vec<Check>, GpuError> {
     let bound = match precision {
         Precision::F32 => bound::F32,
@@ -300,7 +409,28 @@ pub async fn self_check(gpu: &Gpu, precision: Precision) -> Result<Vec<Check>, G
     let dtype = precision.dtype();
     let mut rng = Rng::new(11);
     let mut checks = Vec::new();
+    let mut runs = Vec::new();
     for c in cases() {
+        let usable = c.k % 8 == 0 && (c.format.quant().is_none() || c.group % 8 == 0);
+        if c.path == Path::Auto && usable && broadcast_available(gpu) {
+            let gpu_path = if c.m <= GEMV_MAX_M {
+                Path::Gemv
+            } else {
+                Path::Gemm
+            };
+            runs.push(c.path(gpu_path));
+        }
+        runs.push(c);
+    }
+    // Every block the shader is built for, where naga's test validates it.
+    if broadcast_available(gpu) && precision == Precision::F16 {
+        for &block in Block::ALL {
+            for size in [(5, 64, 70), (41, 96, 300)] {
+                runs.push(Case::new(WeightFormat::Q4, size, true).path(Path::Broadcast(block)));
+            }
+        }
+    }
+    for c in runs {
         let x = rng.normal_vec(c.m * c.k, 1.0);
         let w = rng.normal_vec(c.n * c.k, 1.0 / (c.k as f32).sqrt());
         let b = rng.normal_vec(c.n, 0.5);
@@ -326,8 +456,12 @@ pub async fn self_check(gpu: &Gpu, precision: Precision) -> Result<Vec<Check>, G
         if c.bias {
             name += " bias";
         }
-        if c.path != Path::Auto {
-            name += &format!(" {:?}", c.path);
+        match c.path {
+            Path::Auto => {}
+            Path::Broadcast(b) => {
+                name += &format!(" broadcast {}x{}", b.rows(), 4 * b.col_vecs);
+            }
+            other => name += &format!(" {other:?}"),
         }
         if weight.parts.len() > 1 {
             name += &format!(" parts={}", weight.parts.len());
