@@ -23,7 +23,7 @@
 //
 // Flags: F16 (act = f16), MASK (additive key mask [B, Nk], f32), T5_BIAS
 // (T5 relative position bias looked up in a [num_buckets, heads] f32 table),
-// SUBGROUPS (see above).
+// SUBGROUPS (see above; it also needs the define D4 = D / 4).
 // Grid: x = ceil(nq / (WG * rows per invocation)), y = heads, z = batch.
 #include "common/precision.wgsl"
 
@@ -164,23 +164,20 @@ fn from_lanes(x: f32) -> array<f32, SC> {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) lane: u32) {
     let h = wg.y;
     let b = wg.z;
-    let d4 = D / 4u;
     let row_a = wg.x * 2u * WG + lid;
     let row_b = row_a + WG;
     // Rows past nq compute a copy of the last row: every lane must take part
     // in the broadcasts.
     let qa_base = vec4_at(p.q_offset + (b * p.nq + min(row_a, p.nq - 1u)) * p.q_stride + h * D);
     let qb_base = vec4_at(p.q_offset + (b * p.nq + min(row_b, p.nq - 1u)) * p.q_stride + h * D);
-    var qa: array<vec4<f32>, DMAX4>;
-    var qb: array<vec4<f32>, DMAX4>;
-    var acc_a: array<vec4<f32>, DMAX4>;
-    var acc_b: array<vec4<f32>, DMAX4>;
-    for (var c = 0u; c < d4; c++) {
-        qa[c] = vec4<f32>(q[qa_base + c]) * p.scale;
-        qb[c] = vec4<f32>(q[qb_base + c]) * p.scale;
-        acc_a[c] = vec4<f32>(0.0);
-        acc_b[c] = vec4<f32>(0.0);
-    }
+    // The query rows and accumulators as named vec4s (D4 = D / 4 of them,
+    // written out by #repeat): indexed arrays would live in memory here.
+#repeat c D4
+    let qa{c} = vec4<f32>(q[qa_base + {c}u]) * p.scale;
+    let qb{c} = vec4<f32>(q[qb_base + {c}u]) * p.scale;
+    var acc_a{c} = vec4<f32>(0.0);
+    var acc_b{c} = vec4<f32>(0.0);
+#endrepeat
     var m_a = NEG;
     var m_b = NEG;
     var l_a = 0.0;
@@ -199,22 +196,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             sa[j] = 0.0;
             sb[j] = 0.0;
         }
-        for (var c = 0u; c < d4; c++) {
-            // subgroupBroadcast takes constant lanes only, hence one line
-            // per key (written out, they also run faster than a loop over
-            // an array of broadcasts on lavapipe).
-            let kv = vec4<f32>(k[k_base + c]);
-            let x = qa[c];
-            let y = qb[c];
-            { let kj = subgroupBroadcast(kv, 0u); sa[0] += dot(x, kj); sb[0] += dot(y, kj); }
-            { let kj = subgroupBroadcast(kv, 1u); sa[1] += dot(x, kj); sb[1] += dot(y, kj); }
-            { let kj = subgroupBroadcast(kv, 2u); sa[2] += dot(x, kj); sb[2] += dot(y, kj); }
-            { let kj = subgroupBroadcast(kv, 3u); sa[3] += dot(x, kj); sb[3] += dot(y, kj); }
-            { let kj = subgroupBroadcast(kv, 4u); sa[4] += dot(x, kj); sb[4] += dot(y, kj); }
-            { let kj = subgroupBroadcast(kv, 5u); sa[5] += dot(x, kj); sb[5] += dot(y, kj); }
-            { let kj = subgroupBroadcast(kv, 6u); sa[6] += dot(x, kj); sb[6] += dot(y, kj); }
-            { let kj = subgroupBroadcast(kv, 7u); sa[7] += dot(x, kj); sb[7] += dot(y, kj); }
+        // subgroupBroadcast takes constant lanes only, hence one line per
+        // key (written out, they also run faster than a loop over an array
+        // of broadcasts on lavapipe).
+#repeat c D4
+        {
+            let kv = vec4<f32>(k[k_base + {c}u]);
+            { let kj = subgroupBroadcast(kv, 0u); sa[0] += dot(qa{c}, kj); sb[0] += dot(qb{c}, kj); }
+            { let kj = subgroupBroadcast(kv, 1u); sa[1] += dot(qa{c}, kj); sb[1] += dot(qb{c}, kj); }
+            { let kj = subgroupBroadcast(kv, 2u); sa[2] += dot(qa{c}, kj); sb[2] += dot(qb{c}, kj); }
+            { let kj = subgroupBroadcast(kv, 3u); sa[3] += dot(qa{c}, kj); sb[3] += dot(qb{c}, kj); }
+            { let kj = subgroupBroadcast(kv, 4u); sa[4] += dot(qa{c}, kj); sb[4] += dot(qb{c}, kj); }
+            { let kj = subgroupBroadcast(kv, 5u); sa[5] += dot(qa{c}, kj); sb[5] += dot(qb{c}, kj); }
+            { let kj = subgroupBroadcast(kv, 6u); sa[6] += dot(qa{c}, kj); sb[6] += dot(qb{c}, kj); }
+            { let kj = subgroupBroadcast(kv, 7u); sa[7] += dot(qa{c}, kj); sb[7] += dot(qb{c}, kj); }
         }
+#endrepeat
 #if MASK
         let key_mask = from_lanes(mask[b * p.nk + key]);
         for (var j = 0u; j < SC; j++) {
@@ -231,10 +228,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let valid = p.nk - j0;
         let alpha_a = online_softmax(&sa, &m_a, &l_a, valid);
         let alpha_b = online_softmax(&sb, &m_b, &l_b, valid);
-        for (var c = 0u; c < d4; c++) {
-            let vv = vec4<f32>(v[v_base + c]);
-            var x = acc_a[c] * alpha_a;
-            var y = acc_b[c] * alpha_b;
+#repeat c D4
+        {
+            let vv = vec4<f32>(v[v_base + {c}u]);
+            var x = acc_a{c} * alpha_a;
+            var y = acc_b{c} * alpha_b;
             { let vj = subgroupBroadcast(vv, 0u); x += sa[0] * vj; y += sb[0] * vj; }
             { let vj = subgroupBroadcast(vv, 1u); x += sa[1] * vj; y += sb[1] * vj; }
             { let vj = subgroupBroadcast(vv, 2u); x += sa[2] * vj; y += sb[2] * vj; }
@@ -243,12 +241,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             { let vj = subgroupBroadcast(vv, 5u); x += sa[5] * vj; y += sb[5] * vj; }
             { let vj = subgroupBroadcast(vv, 6u); x += sa[6] * vj; y += sb[6] * vj; }
             { let vj = subgroupBroadcast(vv, 7u); x += sa[7] * vj; y += sb[7] * vj; }
-            acc_a[c] = x;
-            acc_b[c] = y;
+            acc_a{c} = x;
+            acc_b{c} = y;
         }
+#endrepeat
     }
-    store_row(&acc_a, l_a, b, h, row_a);
-    store_row(&acc_b, l_b, b, h, row_b);
+    var out_a: array<vec4<f32>, DMAX4>;
+    var out_b: array<vec4<f32>, DMAX4>;
+#repeat c D4
+    out_a[{c}] = acc_a{c};
+    out_b[{c}] = acc_b{c};
+#endrepeat
+    store_row(&out_a, l_a, b, h, row_a);
+    store_row(&out_b, l_b, b, h, row_b);
 }
 
 #else

@@ -226,6 +226,13 @@ pub struct Bias<'a> {
 pub const MAX_HEAD_DIM: usize = 128;
 /// Invocations per workgroup.
 const WG: u32 = 64;
+/// The subgroup path's `D4` define for each head dim 4, 8, .. [`MAX_HEAD_DIM`].
+const D4_DEFINES: [&str; MAX_HEAD_DIM / 4] = [
+    "D4=1", "D4=2", "D4=3", "D4=4", "D4=5", "D4=6", "D4=7", "D4=8", "D4=9", "D4=10", "D4=11",
+    "D4=12", "D4=13", "D4=14", "D4=15", "D4=16", "D4=17", "D4=18", "D4=19", "D4=20", "D4=21",
+    "D4=22", "D4=23", "D4=24", "D4=25", "D4=26", "D4=27", "D4=28", "D4=29", "D4=30", "D4=31",
+    "D4=32",
+];
 
 /// How the kernel feeds K and V to the query rows (see `attention.wgsl`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -346,6 +353,9 @@ pub fn encode_path(
         .constant("WG", WG);
     if path == Path::Tiled {
         key = key.constant("BK", tile_keys(a.head_dim));
+    } else {
+        // The subgroup path names its D / 4 row vectors (a define, `#repeat`).
+        key = key.flags(&[D4_DEFINES[a.head_dim / 4 - 1]]);
     }
     let mut bindings = vec![
         Binding::read(q),
