@@ -55,25 +55,7 @@ struct Params {
 #endif
 #endif
 #endif
-@group(0) @binding(3) var<storage, read_write> y: array<act>;      // (M, N)
-#if QUANT
-@group(0) @binding(4) var<storage, read> scales: array<u32>;       // (rows, K/group) f16 pairs
-#if BIAS
-@group(0) @binding(5) var<storage, read> bias: array<act>;         // (N)
-#endif
-#else
-#if BIAS
-@group(0) @binding(4) var<storage, read> bias: array<act>;         // (N)
-#endif
-#endif
-
-fn bias_at(col: u32) -> f32 {
-#if BIAS
-    return f32(bias[col]);
-#else
-    return 0.0;
-#endif
-}
+#include "common/linear_out.wgsl"
 
 // X[m, k .. k + 4] (k a multiple of 4), zero past either end.
 fn x_vec(m: u32, k: u32) -> vec4<f32> {
@@ -100,8 +82,7 @@ const PER: u32 = 4u;
 #endif
 
 fn scale_at(row: u32, k: u32) -> f32 {
-    let i = row * p.groups_per_row + k / p.group;
-    return unpack2x16float(scales[i >> 1u])[i & 1u];
+    return group_scale(row, k / p.group);
 }
 
 #if Q4

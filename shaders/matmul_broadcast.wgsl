@@ -54,17 +54,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;      // (rows, K/4)
 #endif
 #endif
-@group(0) @binding(3) var<storage, read_write> y: array<act>;      // (M, N)
-#if QUANT
-@group(0) @binding(4) var<storage, read> scales: array<u32>;       // (rows, K/group) f16 pairs
-#if BIAS
-@group(0) @binding(5) var<storage, read> bias: array<act>;         // (N)
-#endif
-#else
-#if BIAS
-@group(0) @binding(4) var<storage, read> bias: array<act>;         // (N)
-#endif
-#endif
+#include "common/linear_out.wgsl"
 
 // The block: 8 * ROW_BLOCKS rows per workgroup, 4 * COL_VECS columns per
 // invocation (defines, since they name accumulators), and WG invocations,
@@ -73,18 +63,9 @@ const ROW_BLOCKS: u32 = {ROW_BLOCKS}u;
 const COL_VECS: u32 = {COL_VECS}u;
 override WG: u32 = 8u;
 
-fn bias_at(col: u32) -> f32 {
-#if BIAS
-    return f32(bias[col]);
-#else
-    return 0.0;
-#endif
-}
-
 fn scale_at(row: u32, g: u32) -> f32 {
 #if QUANT
-    let i = row * p.groups_per_row + g;
-    return unpack2x16float(scales[i >> 1u])[i & 1u];
+    return group_scale(row, g);
 #else
     return 1.0;
 #endif

@@ -1,17 +1,18 @@
 // FMA peak microbenchmark: every invocation runs 8 (4 under the CHAINS4
-// flag) independent vec4 fma chains for `iters` iterations of 8 steps
-// each (UNROLL in peak.rs). The unrolling matters on a CPU rasteriser: there one loop iteration
-// costs a mask update and test across the SIMD lanes, and with one step per
-// iteration lavapipe read less than half its FMA rate (45 against 100
-// GFLOP/s on the 2-core build machine). Fewer chains
-// need fewer registers (a CPU rasteriser keeps each vec4 in 4 SIMD
-// registers); more hide more latency. The host takes the faster. Independent chains hide the FMA latency
+// flag) independent vec4 fma chains for `iters` iterations of UNROLL steps
+// each (a define set by peak.rs). Independent chains hide the FMA latency
 // (a CPU rasteriser such as lavapipe maps invocations to SIMD lanes and needs
 // several FMAs in flight per lane; a GPU gets the same from many warps).
+// Fewer chains need fewer registers (a CPU rasteriser keeps each vec4 in 4
+// SIMD registers); more hide more latency. The host takes the faster.
+// The unrolling matters on a CPU rasteriser: there one loop iteration costs
+// a mask update and test across the SIMD lanes, and with one step per
+// iteration lavapipe read less than half its FMA rate (45 against 90-100
+// GFLOP/s on the 2-core build machine).
 // The multiplier and addend come from the uniform, so nothing folds at
 // compile time, and the result is stored so nothing is dead code.
 //
-// FLOPs per invocation: iters * 8 * chains * 4 lanes * 2.
+// FLOPs per invocation: iters * UNROLL * chains * 4 lanes * 2.
 #if F16
 enable f16;
 alias elem = f16;
@@ -49,7 +50,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>,
     var a7 = a0 + vec4<elem>(elem(0.07));
 #endif
     for (var it = 0u; it < p.iters; it++) {
-#repeat u 8
+#repeat u UNROLL
         a0 = fma(a0, m, c);
         a1 = fma(a1, m, c);
         a2 = fma(a2, m, c);

@@ -10,8 +10,8 @@ use framecast::Gpu;
 
 const SOURCE: &str = include_str!("fma.wgsl");
 const WG: u32 = 256;
-/// FMA steps per loop iteration (`UNROLL` in the shader).
-const UNROLL: f64 = 8.0;
+/// FMA steps per loop iteration (the shader's `UNROLL` define).
+const UNROLL: u32 = 8;
 /// Workgroups of 256 per dispatch. A GPU needs many to fill (4096 x 256 is
 /// about four times what an H100 holds resident); a CPU rasteriser is full
 /// with a few dozen, and there each invocation's setup is costly enough that
@@ -56,7 +56,8 @@ pub async fn measure(gpu: &Gpu, reps: usize, sample_ms: f64) -> Result<Peak> {
 }
 
 async fn run(gpu: &Gpu, f16: bool, chains: u32, reps: usize, sample_ms: f64) -> Result<f64> {
-    let mut flags = Vec::new();
+    let unroll = format!("UNROLL={UNROLL}");
+    let mut flags = vec![unroll.as_str()];
     if f16 {
         flags.push("F16");
     }
@@ -121,7 +122,7 @@ async fn run(gpu: &Gpu, f16: bool, chains: u32, reps: usize, sample_ms: f64) -> 
             pass.dispatch_workgroups(groups, 1, 1);
         }
         gpu.queue.submit([encoder.finish()]);
-        iters as f64 * UNROLL * chains as f64 * 4.0 * 2.0 * invocations as f64
+        iters as f64 * UNROLL as f64 * chains as f64 * 4.0 * 2.0 * invocations as f64
     };
     // The first dispatch pays for shader compilation: keep it out of the
     // calibration. Then grow the iteration count until one dispatch takes

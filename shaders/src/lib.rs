@@ -370,6 +370,7 @@ pub fn common(name: &str) -> Option<&'static str> {
     Some(match name {
         "common/precision.wgsl" => include_str!("../common/precision.wgsl"),
         "common/index.wgsl" => include_str!("../common/index.wgsl"),
+        "common/linear_out.wgsl" => include_str!("../common/linear_out.wgsl"),
         _ => return None,
     })
 }

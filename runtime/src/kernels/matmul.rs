@@ -115,11 +115,15 @@ pub fn broadcast_available(gpu: &Gpu) -> bool {
     cpu && gpu.caps.subgroups && gpu.caps.subgroup_size.0 >= 8
 }
 
-/// Whether the broadcast GEMM can take this weight on this adapter: K a
-/// multiple of its 8-value step, and so the quantisation group.
+/// Whether the broadcast GEMM can take this weight on this adapter.
 pub fn broadcast_usable(gpu: &Gpu, w: &Weight) -> bool {
-    let step = w.k % 8 == 0 && (w.format.quant().is_none() || w.group % 8 == 0);
-    broadcast_available(gpu) && step
+    broadcast_available(gpu) && steps_fit(w.k, w.format, w.group)
+}
+
+/// Whether K, and for q4/q8 the quantisation group, are whole 8-value steps
+/// of the broadcast GEMM.
+fn steps_fit(k: usize, format: WeightFormat, group: usize) -> bool {
+    k % 8 == 0 && (format.quant().is_none() || group % 8 == 0)
 }
 
 /// The most rows of X the automatic choice sends to the GEMV path.
@@ -411,8 +415,7 @@ pub async fn self_check(gpu: &Gpu, precision: Precision) -> Result<Vec<Check>, G
     let mut checks = Vec::new();
     let mut runs = Vec::new();
     for c in cases() {
-        let usable = c.k % 8 == 0 && (c.format.quant().is_none() || c.group % 8 == 0);
-        if c.path == Path::Auto && usable && broadcast_available(gpu) {
+        if c.path == Path::Auto && broadcast_available(gpu) && steps_fit(c.k, c.format, c.group) {
             let gpu_path = if c.m <= GEMV_MAX_M {
                 Path::Gemv
             } else {
